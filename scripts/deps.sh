@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages sinergi needs to build, run and test — only those missing.
+# Uses sudo when not root. Idempotent: a second run installs nothing.
+set -eu
+PKGS="build-essential pkg-config clang libclang-rt-14-dev
+libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libsodium-dev libcsv-dev
+libmosquitto-dev mosquitto mosquitto-clients
+python3 python3-paho-mqtt libxml2-utils curl wrk nginx-light"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

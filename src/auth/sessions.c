@@ -1,0 +1,235 @@
+/* sessions: sign-in, opaque tokens stored as SHA-256, idle and absolute expiry, revocation. */
+#include <pthread.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "auth/auth_int.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/banned.h"
+
+/* Unknown users are checked against this hash so that timing does not tell which names exist. */
+static char dummy_hash[crypto_pwhash_STRBYTES];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+    char pw[33];
+    auth_random_password(pw, 32);
+    if (crypto_pwhash_str_alg(dummy_hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13))
+        dummy_hash[0] = 0;
+}
+
+static bool token_well_formed(const char *t)
+{
+    size_t n = strlen(t);
+    if (n != AUTH_TOKEN_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+struct user_row {
+    int64_t id;
+    char hash[crypto_pwhash_STRBYTES];
+    enum role role;
+    char opd[AUTH_OPD_MAX + 1];
+    bool disabled;
+};
+
+static enum err_code load_user(struct db_conn *c, const char *username, struct user_row *u,
+                               bool *found, struct err *err)
+{
+    struct db_stmt *s;
+    if (db_prepare(c, &s,
+                   "SELECT id, password_hash, role, opd_code, disabled FROM users WHERE username = ?",
+                   err))
+        return err->code;
+    db_bind_text(s, 1, username);
+    if (db_step(s, found, err))
+        return err->code;
+    if (*found) {
+        u->id = db_col_int64(s, 0);
+        snprintf(u->hash, sizeof u->hash, "%s", db_col_text(s, 1));
+        if (!auth_role_parse(db_col_text(s, 2), &u->role))
+            u->role = ROLE_VIEWER;
+        snprintf(u->opd, sizeof u->opd, "%s", db_col_text(s, 3));
+        u->disabled = db_col_int64(s, 4) != 0;
+    }
+    db_done(s);
+    return ERR_OK;
+}
+
+enum err_code auth_login(struct db_conn *c, const struct actor *a, const char *username,
+                         const char *password, char token[AUTH_TOKEN_LEN + 1], struct principal *p,
+                         int64_t *retry_after_s, struct err *err)
+{
+    int64_t now = clock_now_s();
+    const char *addr = a && a->client ? a->client : "local";
+    int64_t wait_user = auth__throttle_wait("u", username, auth__settings.fail_user_max, now);
+    int64_t wait_addr = auth__throttle_wait("a", addr, auth__settings.fail_addr_max, now);
+    int64_t wait = wait_user > wait_addr ? wait_user : wait_addr;
+    if (wait > 0) {
+        *retry_after_s = wait;
+        log_warn("event=login_throttled by=%s", wait_user > 0 ? "account" : "address");
+        return err_set(err, ERR_RATE_LIMITED,
+                       "too many failed sign-ins; try again in %lld seconds", (long long)wait);
+    }
+    struct user_row u = {0};
+    bool found = false;
+    if (strlen(username) > AUTH_NAME_MAX || strlen(password) > 256)
+        found = false;
+    else if (load_user(c, username, &u, &found, err))
+        return err->code;
+    bool ok;
+    if (found) {
+        ok = crypto_pwhash_str_verify(u.hash, password, strlen(password)) == 0 && !u.disabled;
+    } else {
+        pthread_once(&dummy_once, make_dummy);
+        if (crypto_pwhash_str_verify(dummy_hash, password, strlen(password)) == 0)
+            log_error("event=dummy_hash_matched"); /* cannot happen: the password is random */
+        ok = false;
+        ok = false;
+    }
+    sodium_memzero(u.hash, sizeof u.hash);
+    if (!ok) {
+        auth__throttle_fail("u", username, now);
+        auth__throttle_fail("a", addr, now);
+        log_info("event=login_failed");
+        return err_set(err, ERR_UNAUTHENTICATED, "username or password is wrong");
+    }
+    auth__throttle_clear("u", username);
+
+    char hash[65];
+    memset(p, 0, sizeof *p);
+    auth__random_token(token, AUTH_TOKEN_LEN + 1, 32);
+    auth__random_token(p->csrf, sizeof p->csrf, 32);
+    auth__sha256_hex(hash, token, strlen(token));
+    p->user_id = u.id;
+    p->role = u.role;
+    snprintf(p->username, sizeof p->username, "%s", username);
+    snprintf(p->opd, sizeof p->opd, "%s", u.opd);
+
+    struct db_stmt *s;
+    if (db_begin(c, err))
+        return err->code;
+    if (db_prepare(c, &s,
+                   "INSERT INTO sessions (token_hash, user_id, csrf, created_at, last_seen_at, "
+                   "expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                   err) == ERR_OK) {
+        bool row;
+        db_bind_text(s, 1, hash);
+        db_bind_int64(s, 2, u.id);
+        db_bind_text(s, 3, p->csrf);
+        db_bind_int64(s, 4, now);
+        db_bind_int64(s, 5, now);
+        db_bind_int64(s, 6, now + auth__settings.session_max_s);
+        if (db_step(s, &row, err) == ERR_OK && row)
+            p->session_id = db_col_int64(s, 0);
+        db_done(s);
+    }
+    struct actor self = {.who = p, .request_id = a ? a->request_id : NULL, .client = addr};
+    char sid[24];
+    snprintf(sid, sizeof sid, "%lld", (long long)p->session_id);
+    if (err->code || audit_record(c, &self, "auth.login", "session", sid, NULL, err) ||
+        db_commit(c, err)) {
+        db_rollback(c);
+        return err->code;
+    }
+    return ERR_OK;
+}
+
+enum err_code auth_session_resolve(struct db_conn *c, const char *token, struct principal *p,
+                                   struct err *err)
+{
+    if (!token_well_formed(token))
+        return err_set(err, ERR_UNAUTHENTICATED, "the session token is malformed; sign in again");
+    char hash[65];
+    auth__sha256_hex(hash, token, strlen(token));
+    struct db_stmt *s;
+    bool row;
+    if (db_prepare(c, &s,
+                   "SELECT s.id, s.user_id, s.csrf, s.last_seen_at, s.expires_at, s.revoked_at, "
+                   "u.username, u.role, u.opd_code, u.disabled FROM sessions s "
+                   "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+                   err))
+        return err->code;
+    db_bind_text(s, 1, hash);
+    if (db_step(s, &row, err))
+        return err->code;
+    if (!row)
+        return err_set(err, ERR_UNAUTHENTICATED, "the session is unknown; sign in again");
+    int64_t now = clock_now_s(), last_seen = db_col_int64(s, 3);
+    const char *why = NULL;
+    if (!db_col_is_null(s, 5))
+        why = "the session was signed out; sign in again";
+    else if (now >= db_col_int64(s, 4))
+        why = "the session reached its 12-hour limit; sign in again";
+    else if (now - last_seen >= auth__settings.session_idle_s)
+        why = "the session expired after inactivity; sign in again";
+    else if (db_col_int64(s, 9))
+        why = "the account is disabled";
+    if (why) {
+        db_done(s);
+        return err_set(err, ERR_UNAUTHENTICATED, "%s", why);
+    }
+    memset(p, 0, sizeof *p);
+    p->session_id = db_col_int64(s, 0);
+    p->user_id = db_col_int64(s, 1);
+    snprintf(p->csrf, sizeof p->csrf, "%s", db_col_text(s, 2));
+    snprintf(p->username, sizeof p->username, "%s", db_col_text(s, 6));
+    if (!auth_role_parse(db_col_text(s, 7), &p->role))
+        p->role = ROLE_VIEWER;
+    snprintf(p->opd, sizeof p->opd, "%s", db_col_text(s, 8));
+    db_done(s);
+
+    /* Idle expiry needs last use; writing it on every request would serialise reads on the
+     * write lock, so it is refreshed at a granularity well below the idle limit. */
+    int64_t step = auth__settings.session_idle_s / 4;
+    if (step > 60)
+        step = 60;
+    if (now - last_seen >= step) {
+        struct err e = ERR_INIT;
+        if (db_prepare(c, &s, "UPDATE sessions SET last_seen_at = ? WHERE id = ?", &e) == ERR_OK) {
+            db_bind_int64(s, 1, now);
+            db_bind_int64(s, 2, p->session_id);
+            if (db_run(s, &e))
+                log_warn("event=session_touch_failed detail=\"%s\"", e.msg);
+        }
+    }
+    return ERR_OK;
+}
+
+enum err_code auth_logout(struct db_conn *c, const struct actor *a, struct err *err)
+{
+    struct db_stmt *s;
+    char sid[24];
+    snprintf(sid, sizeof sid, "%lld", (long long)a->who->session_id);
+    if (db_begin(c, err))
+        return err->code;
+    if (db_prepare(c, &s, "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                   err) == ERR_OK) {
+        db_bind_int64(s, 1, clock_now_s());
+        db_bind_int64(s, 2, a->who->session_id);
+        db_run(s, err);
+    }
+    if (err->code || audit_record(c, a, "auth.logout", "session", sid, NULL, err) ||
+        db_commit(c, err)) {
+        db_rollback(c);
+        return err->code;
+    }
+    return ERR_OK;
+}
+
+bool auth_csrf_matches(const struct principal *p, const char *header_value)
+{
+    size_t n = strlen(p->csrf);
+    return header_value && strlen(header_value) == n && n > 0 &&
+           sodium_memcmp(p->csrf, header_value, n) == 0;
+}

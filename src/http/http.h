@@ -1,0 +1,91 @@
+/* http: libmicrohttpd glue. One route table states every route and who may call it; each request
+ * owns an arena; every error leaves through one renderer with one JSON shape. */
+#ifndef SINERGI_HTTP_H
+#define SINERGI_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "auth/auth.h"
+#include "core/arena.h"
+#include "core/err.h"
+
+struct http_req;
+struct http_server;
+
+typedef enum err_code (*http_handler_fn)(struct http_req *r, struct err *err);
+
+/* The access rule of a route. `roles` lists who may call it (ACCESS_PUBLIC: anyone, signed in
+ * or not); `own_opd` lists the roles that may only touch objects of their own OPD: handlers
+ * check that with http_may_touch_opd and answer 404 otherwise, so ids do not leak. */
+#define ACCESS_PUBLIC 0x100u
+struct access {
+    unsigned roles;
+    unsigned own_opd;
+};
+
+struct route {
+    const char *method;  /* "GET", "POST", "PATCH", "PUT", "DELETE" */
+    const char *pattern; /* "/api/v1/users/{username}": {x} matches one segment */
+    http_handler_fn fn;
+    struct access access;
+    const char *body_type; /* accepted Content-Type of the body; NULL = application/json */
+    size_t max_body;       /* 0 = the max_body setting */
+};
+
+extern const struct route http_routes[];
+extern const size_t http_nroutes;
+
+enum { HTTP_MAX_PARAMS = 4 };
+
+/* ---- for handlers ------------------------------------------------------------------------ */
+struct app *http_app(struct http_req *r);
+struct arena *http_arena(struct http_req *r);
+/* A connection held for the rest of the request (released by the server). */
+struct db_conn *http_db(struct http_req *r);
+/* i-th {param} of the route pattern, percent-decoded. */
+const char *http_param(struct http_req *r, int i);
+const char *http_query(struct http_req *r, const char *name);
+const char *http_header(struct http_req *r, const char *name);
+/* Optional query parameters: absent leaves the default; malformed is ERR_INVALID naming it. */
+enum err_code http_query_int(struct http_req *r, const char *name, int64_t def, int64_t min,
+                             int64_t max, int64_t *out, struct err *err);
+/* RFC 3339 or epoch seconds; absent gives 0. */
+enum err_code http_query_time(struct http_req *r, const char *name, int64_t *out,
+                              struct err *err);
+bool http_query_flag(struct http_req *r, const char *name);
+const char *http_request_id(struct http_req *r);
+/* NULL on a public route called without a session. */
+const struct principal *http_principal(struct http_req *r);
+struct actor http_actor(struct http_req *r);
+/* False when the caller's role is limited to its own OPD by the route and `opd` is another. */
+bool http_may_touch_opd(struct http_req *r, const char *opd);
+/* The body as a JSON object, depth-checked; ERR_INVALID names what is wrong. The caller owns it. */
+enum err_code http_body_json(struct http_req *r, json_t **out, struct err *err);
+const char *http_body(struct http_req *r, size_t *len);
+
+/* Set the response. `j` is stolen. */
+void http_reply_json(struct http_req *r, unsigned status, json_t *j);
+/* `body` is copied. */
+void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, const char *body,
+                      size_t len);
+void http_reply_empty(struct http_req *r, unsigned status);
+/* Extra response header; both strings are copied. */
+void http_add_header(struct http_req *r, const char *name, const char *value);
+
+/* ---- server ------------------------------------------------------------------------------ */
+enum err_code http_server_start(struct http_server **out, struct app *app, struct err *err);
+/* Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then stops. */
+void http_server_stop(struct http_server *s);
+
+/* HTTP status of an error code: the only place status numbers for errors live. */
+unsigned http_status_of(enum err_code code);
+
+/* Metrics, rendered in the Prometheus text format. */
+void http_metrics_observe(int route_index, unsigned status, uint64_t duration_ns);
+char *http_metrics_render(size_t *len);
+
+#endif

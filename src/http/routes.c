@@ -1,0 +1,44 @@
+/* routes: the whole API and who may call each route, in one table. A route without an access
+ * rule stops the server at start (http_server_start), and tests/api/test_access.py fails. */
+#include "auth/auth_http.h"
+#include "http/http.h"
+#include "http/ops_http.h"
+#include "regions/regions_http.h"
+#include "core/banned.h"
+
+#define PUBLIC {ACCESS_PUBLIC, 0}
+#define SIGNED_IN {ROLE_ANY, 0}
+#define ADMIN {ROLE_ADMIN, 0}
+
+const struct route http_routes[] = {
+    /* operations */
+    {"GET", "/healthz", ops_http_healthz, PUBLIC, NULL, 0},
+    {"GET", "/metrics", ops_http_metrics, PUBLIC, NULL, 0},
+    {"GET", "/api/v1/routes", ops_http_routes, ADMIN, NULL, 0},
+
+    /* identity */
+    {"POST", "/api/v1/auth/login", auth_http_login, PUBLIC, NULL, 4096},
+    {"POST", "/api/v1/auth/logout", auth_http_logout, SIGNED_IN, NULL, 0},
+    {"GET", "/api/v1/me", auth_http_me, SIGNED_IN, NULL, 0},
+
+    {"GET", "/api/v1/opds", auth_http_opd_list, SIGNED_IN, NULL, 0},
+    {"POST", "/api/v1/opds", auth_http_opd_create, ADMIN, NULL, 0},
+    {"GET", "/api/v1/opds/{code}", auth_http_opd_get, SIGNED_IN, NULL, 0},
+    {"PATCH", "/api/v1/opds/{code}", auth_http_opd_update, ADMIN, NULL, 0},
+    {"DELETE", "/api/v1/opds/{code}", auth_http_opd_delete, ADMIN, NULL, 0},
+
+    /* Staff see the accounts of their own OPD (colleagues); operators and admins see all. */
+    {"GET", "/api/v1/users", auth_http_user_list, {ROLE_ADMIN | ROLE_OPERATOR | ROLE_STAFF, ROLE_STAFF}, NULL, 0},
+    {"POST", "/api/v1/users", auth_http_user_create, ADMIN, NULL, 0},
+    {"GET", "/api/v1/users/{username}", auth_http_user_get, {ROLE_ADMIN | ROLE_OPERATOR | ROLE_STAFF, ROLE_STAFF}, NULL, 0},
+    {"PATCH", "/api/v1/users/{username}", auth_http_user_update, ADMIN, NULL, 0},
+    {"DELETE", "/api/v1/users/{username}", auth_http_user_delete, ADMIN, NULL, 0},
+
+    {"GET", "/api/v1/audit", auth_http_audit_list, ADMIN, NULL, 0},
+
+    /* reference data (public: kode wilayah and boundaries are open data) */
+    {"GET", "/api/v1/regions", regions_http_list, PUBLIC, NULL, 0},
+    {"GET", "/api/v1/regions/{code}", regions_http_get, PUBLIC, NULL, 0},
+};
+
+const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

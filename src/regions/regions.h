@@ -1,0 +1,29 @@
+/* regions: Kemendagri kode wilayah (province, regency, kecamatan, desa/kelurahan) with their
+ * boundaries, imported from the shipped data directory. */
+#ifndef SINERGI_REGIONS_H
+#define SINERGI_REGIONS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/err.h"
+#include "db/db.h"
+
+extern const struct db_migration regions_migrations[];
+
+/* Loads data_dir/kode_wilayah_*.csv and data_dir/boundaries_*.geojson (upsert, idempotent). */
+enum err_code regions_import(struct db_conn *c, const char *data_dir, int *count_out,
+                             struct err *err);
+enum err_code regions_count(struct db_conn *c, int64_t *out, struct err *err);
+
+/* True when `code` is `regency` or lies under it. */
+bool regions_within(const char *code, const char *regency);
+
+/* One region. With `geometry` the result is a GeoJSON Feature, else a plain object. */
+enum err_code regions_get(struct db_conn *c, const char *code, bool geometry, json_t **out,
+                          struct err *err);
+/* Children of `parent`: an array, or a GeoJSON FeatureCollection with `geometry`. */
+enum err_code regions_children(struct db_conn *c, const char *parent, bool geometry, json_t **out,
+                               struct err *err);
+
+#endif
