@@ -1,0 +1,128 @@
+/* Unit tests of src/core: arena caps, buffer caps, time parsing and formatting, config table. */
+#include <stdlib.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/jsonv.h"
+#include "unit.h"
+
+static void test_arena(void)
+{
+    struct arena *a = arena_new(1000);
+    CHECK(arena_alloc(a, 500) != NULL);
+    CHECK(arena_alloc(a, 600) == NULL); /* over the cap */
+    char *s = arena_strdup(a, "kode");
+    CHECK_STR(s, "kode");
+    CHECK(arena_alloc(a, (size_t)-1) == NULL);
+    arena_free(a);
+}
+
+static void test_buf(void)
+{
+    struct buf b;
+    buf_init(&b, 10);
+    CHECK(buf_appends(&b, "12345") == ERR_OK);
+    CHECK(buf_appendf(&b, "%d", 678) == ERR_OK);
+    CHECK_STR(b.ptr, "12345678");
+    CHECK(buf_appends(&b, "abc") == ERR_TOO_BIG);
+    CHECK(b.len == 8);
+    buf_release(&b);
+}
+
+static void test_clock(void)
+{
+    int64_t t;
+    char s[CLOCK_FMT_LEN];
+    CHECK(clock_parse("2020-07-13T21:00:00+08:00", &t));
+    CHECK(t == 1594645200);
+    clock_fmt_utc(s, t);
+    CHECK_STR(s, "2020-07-13T13:00:00Z");
+    clock_fmt_wita(s, t);
+    CHECK_STR(s, "2020-07-13T21:00:00+08:00");
+    CHECK(clock_parse("2020-07-13T13:00:00.250Z", &t) && t == 1594645200);
+    CHECK(clock_parse("1594645200", &t) && t == 1594645200);
+    CHECK(!clock_parse("2020-02-31T00:00:00Z", &t));
+    CHECK(!clock_parse("2020-07-13 13:00", &t));
+    CHECK(!clock_parse("2020-07-13T13:00:00", &t)); /* no offset: ambiguous, refused */
+    CHECK(!clock_parse("", &t));
+}
+
+static void test_config(void)
+{
+    struct config c;
+    struct config_args a;
+    struct err e = ERR_INIT;
+    char *argv[] = {"serve", "--listen", "127.0.0.1:9", "--max-body=2048", "--db", "x.db"};
+    CHECK(config_load(&c, 6, argv, NULL, &a, &e) == ERR_OK);
+    CHECK_STR(c.listen, "127.0.0.1:9");
+    CHECK(c.max_body == 2048);
+    CHECK_STR(c.db, "x.db");
+    CHECK(a.npos == 1);
+    CHECK_STR(c.regency, "73.22"); /* default */
+
+    char *bad[] = {"serve", "--max-body", "12"}; /* below the minimum */
+    err_clear(&e);
+    CHECK(config_load(&c, 3, bad, NULL, &a, &e) == ERR_INVALID);
+    CHECK(strstr(e.msg, "max_body") != NULL);
+
+    char *unknown[] = {"serve", "--nope", "1"};
+    err_clear(&e);
+    CHECK(config_load(&c, 3, unknown, NULL, &a, &e) == ERR_INVALID);
+
+    setenv("SINERGI_REGENCY", "73.24", 1);
+    err_clear(&e);
+    CHECK(config_load(&c, 1, argv, NULL, &a, &e) == ERR_OK);
+    CHECK_STR(c.regency, "73.24");
+    unsetenv("SINERGI_REGENCY");
+
+    static const char *const extra[] = {"role", NULL};
+    char *user[] = {"user", "add", "siti", "--role", "staff"};
+    err_clear(&e);
+    CHECK(config_load(&c, 5, user, extra, &a, &e) == ERR_OK);
+    CHECK_STR(a.extra_value[0], "staff");
+    CHECK(a.npos == 3);
+}
+
+static void test_err(void)
+{
+    struct err e = ERR_INIT;
+    err_set(&e, ERR_INVALID, "field '%s' is wrong", "level");
+    err_set(&e, ERR_INTERNAL, "second");
+    CHECK(e.code == ERR_INVALID); /* first error wins */
+    CHECK_STR(e.msg, "field 'level' is wrong");
+    CHECK_STR(err_code_name(ERR_NOT_FOUND), "not_found");
+}
+
+static void test_jsonv(void)
+{
+    json_t *j = json_pack("{s:s,s:f,s:i,s:b}", "name", "pos", "level", 2.5, "n", 7, "ok", 1);
+    struct err e = ERR_INIT;
+    const char *s;
+    double d;
+    int64_t n;
+    bool b, present;
+    CHECK(jsonv_str(j, "name", 10, true, &s, &e) == ERR_OK && strcmp(s, "pos") == 0);
+    CHECK(jsonv_num(j, "level", 0, 10, true, &d, &present, &e) == ERR_OK && d == 2.5);
+    CHECK(jsonv_int(j, "n", 0, 5, true, &n, NULL, &e) == ERR_INVALID);
+    err_clear(&e);
+    CHECK(jsonv_bool(j, "ok", true, &b, NULL, &e) == ERR_OK && b);
+    CHECK(jsonv_str(j, "missing", 10, true, &s, &e) == ERR_INVALID);
+    err_clear(&e);
+    static const char *const allowed[] = {"name", "level", NULL};
+    CHECK(jsonv_only(j, allowed, &e) == ERR_INVALID);
+    json_decref(j);
+}
+
+int main(void)
+{
+    test_arena();
+    test_buf();
+    test_clock();
+    test_config();
+    test_err();
+    test_jsonv();
+    return unit_report("test_core");
+}
