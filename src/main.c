@@ -15,11 +15,14 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "db/db.h"
+#include "events/events.h"
 #include "http/http.h"
 #include "regions/regions.h"
+#include "sensors/sensors.h"
 #include "core/banned.h"
 
-static const struct db_migration *const migrations[] = {auth_migrations, regions_migrations, NULL};
+static const struct db_migration *const migrations[] = {auth_migrations, regions_migrations,
+                                                        sensors_migrations, NULL};
 
 static int usage(FILE *f)
 {
@@ -132,8 +135,16 @@ static int cmd_serve(struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts: all inherit it */
     signal(SIGPIPE, SIG_IGN);
 
+    events_init(16384); /* live events held for Last-Event-ID resume; before any publisher */
+    struct sensors_settings ss = {cfg->ingest_backfill_s, cfg->ingest_clock_skew_s,
+                                  cfg->raw_retention_days, cfg->ingest_max_records};
+    if (sensors_start(app.db, &ss, &err)) {
+        db_close(app.db);
+        return fail(&err);
+    }
     struct http_server *srv;
     if (http_server_start(&srv, &app, &err)) {
+        sensors_stop();
         db_close(app.db);
         return fail(&err);
     }
@@ -142,7 +153,9 @@ static int cmd_serve(struct config *cfg)
     int sig = 0;
     sigwait(&set, &sig);
     log_info("event=shutdown signal=%s", sig == SIGTERM ? "TERM" : "INT");
-    http_server_stop(srv);
+    http_server_stop(srv); /* in-flight ingest completes: the writer is still running */
+    sensors_stop();        /* drains the queue, flushes open rollups */
+    events_shutdown();     /* after the last publisher */
     db_close(app.db);
     return 0;
 }

@@ -149,3 +149,28 @@ enum err_code auth__check_name(const char *field, const char *v, size_t min, siz
     }
     return ERR_OK;
 }
+
+void auth_token_new(char token[AUTH_TOKEN_LEN + 1], char hash[65])
+{
+    auth__random_token(token, AUTH_TOKEN_LEN + 1, 32);
+    auth__sha256_hex(hash, token, strlen(token));
+}
+
+void auth_token_hash(const char *token, char hash[65])
+{
+    auth__sha256_hex(hash, token, strlen(token));
+}
+
+bool auth_token_well_formed(const char *t)
+{
+    size_t n = strlen(t);
+    if (n != AUTH_TOKEN_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = t[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}

@@ -84,6 +84,14 @@ enum err_code auth_user_count(struct db_conn *c, int64_t *out, struct err *err);
 /* Makes a random password of `len` characters (len < size of out). */
 void auth_random_password(char *out, size_t len);
 
+/* ---- tokens ------------------------------------------------------------------------------ */
+/* A new random opaque token (shown once) and its SHA-256 hex (the only form stored). Used for
+ * sessions and for device tokens of stations. */
+void auth_token_new(char token[AUTH_TOKEN_LEN + 1], char hash[65]);
+void auth_token_hash(const char *token, char hash[65]);
+/* True when `t` has the shape of a token (43 base64url characters). */
+bool auth_token_well_formed(const char *t);
+
 /* ---- sessions ---------------------------------------------------------------------------- */
 /* Checks the throttle, the password, then opens a session. On success fills `token` (shown to
  * the client once, stored hashed) and `p`. ERR_RATE_LIMITED sets *retry_after_s. */

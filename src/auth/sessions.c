@@ -21,20 +21,6 @@ static void make_dummy(void)
         dummy_hash[0] = 0;
 }
 
-static bool token_well_formed(const char *t)
-{
-    size_t n = strlen(t);
-    if (n != AUTH_TOKEN_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = t[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_'))
-            return false;
-    }
-    return true;
-}
-
 struct user_row {
     int64_t id;
     char hash[crypto_pwhash_STRBYTES];
@@ -108,9 +94,8 @@ enum err_code auth_login(struct db_conn *c, const struct actor *a, const char *u
 
     char hash[65];
     memset(p, 0, sizeof *p);
-    auth__random_token(token, AUTH_TOKEN_LEN + 1, 32);
+    auth_token_new(token, hash);
     auth__random_token(p->csrf, sizeof p->csrf, 32);
-    auth__sha256_hex(hash, token, strlen(token));
     p->user_id = u.id;
     p->role = u.role;
     snprintf(p->username, sizeof p->username, "%s", username);
@@ -148,10 +133,10 @@ enum err_code auth_login(struct db_conn *c, const struct actor *a, const char *u
 enum err_code auth_session_resolve(struct db_conn *c, const char *token, struct principal *p,
                                    struct err *err)
 {
-    if (!token_well_formed(token))
+    if (!auth_token_well_formed(token))
         return err_set(err, ERR_UNAUTHENTICATED, "the session token is malformed; sign in again");
     char hash[65];
-    auth__sha256_hex(hash, token, strlen(token));
+    auth_token_hash(token, hash);
     struct db_stmt *s;
     bool row;
     if (db_prepare(c, &s,
@@ -170,7 +155,7 @@ enum err_code auth_session_resolve(struct db_conn *c, const char *token, struct 
     if (!db_col_is_null(s, 5))
         why = "the session was signed out; sign in again";
     else if (now >= db_col_int64(s, 4))
-        why = "the session reached its 12-hour limit; sign in again";
+        why = "the session reached its time limit; sign in again";
     else if (now - last_seen >= auth__settings.session_idle_s)
         why = "the session expired after inactivity; sign in again";
     else if (db_col_int64(s, 9))

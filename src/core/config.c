@@ -36,6 +36,11 @@ const struct config_setting config_settings[] = {
     INT(db_sync_full, "1", 0, 1, "1 = fsync every commit (durable on power loss); 0 = WAL NORMAL"),
     INT(cookie_secure, "0", 0, 1, "mark the session cookie Secure (set when served over HTTPS)"),
     INT(trust_proxy, "0", 0, 1, "take the client address from X-Forwarded-For (behind a proxy)"),
+    INT(sse_heartbeat_s, "15", 1, 3600, "comment heartbeat on idle live event streams, in seconds"),
+    INT(ingest_backfill_s, "2592000", 60, 31622400, "oldest reading accepted, in seconds before now (loggers backfill after outages)"),
+    INT(ingest_clock_skew_s, "300", 0, 86400, "newest reading accepted, in seconds after now (device clock skew)"),
+    INT(ingest_max_records, "10000", 1, 100000, "most SenML records in one ingest request"),
+    INT(raw_retention_days, "0", 0, 36500, "delete raw readings older than this many days (rollups stay); 0 = keep"),
 };
 const size_t config_nsettings = sizeof config_settings / sizeof config_settings[0];
 

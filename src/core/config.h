@@ -29,6 +29,11 @@ struct config {
     long db_sync_full;
     long cookie_secure;
     long trust_proxy;
+    long sse_heartbeat_s;
+    long ingest_backfill_s;
+    long ingest_clock_skew_s;
+    long ingest_max_records;
+    long raw_retention_days;
 };
 
 enum config_type { CONFIG_STR, CONFIG_INT };

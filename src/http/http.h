@@ -22,6 +22,8 @@ typedef enum err_code (*http_handler_fn)(struct http_req *r, struct err *err);
  * or not); `own_opd` lists the roles that may only touch objects of their own OPD: handlers
  * check that with http_may_touch_opd and answer 404 otherwise, so ids do not leak. */
 #define ACCESS_PUBLIC 0x100u
+/* Called by devices, not people: the handler checks the station's device token itself. */
+#define ACCESS_DEVICE 0x200u
 struct access {
     unsigned roles;
     unsigned own_opd;
@@ -73,6 +75,13 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *j);
 void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
 void http_reply_empty(struct http_req *r, unsigned status);
+/* The error body of every route, for handlers that answer after a suspend. */
+void http_reply_err(struct http_req *r, const struct err *e);
+/* Lets a handler answer later from another thread. Call http_suspend before handing the request
+ * to the other thread and return ERR_OK without replying; that thread sets the reply with
+ * http_reply_* and then calls http_resume exactly once. The request stays valid until then. */
+void http_suspend(struct http_req *r);
+void http_resume(struct http_req *r);
 /* Extra response header; both strings are copied. */
 void http_add_header(struct http_req *r, const char *name, const char *value);
 

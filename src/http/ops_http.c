@@ -40,6 +40,8 @@ static json_t *role_list(unsigned mask)
     json_t *a = json_array();
     if (mask & ACCESS_PUBLIC)
         json_array_append_new(a, json_string("public"));
+    if (mask & ACCESS_DEVICE)
+        json_array_append_new(a, json_string("device"));
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (mask & (unsigned)all[i])
             json_array_append_new(a, json_string(auth_role_name(all[i])));

@@ -3,12 +3,17 @@
 #include "auth/auth_http.h"
 #include "http/http.h"
 #include "http/ops_http.h"
+#include "http/sse.h"
 #include "regions/regions_http.h"
+#include "sensors/sensors_http.h"
 #include "core/banned.h"
 
 #define PUBLIC {ACCESS_PUBLIC, 0}
 #define SIGNED_IN {ROLE_ANY, 0}
 #define ADMIN {ROLE_ADMIN, 0}
+#define DEVICE {ACCESS_DEVICE, 0}
+/* Admins, and staff for their own OPD's objects. */
+#define OWN_OPD_WRITE {ROLE_ADMIN | ROLE_STAFF, ROLE_STAFF}
 
 const struct route http_routes[] = {
     /* operations */
@@ -39,6 +44,21 @@ const struct route http_routes[] = {
     /* reference data (public: kode wilayah and boundaries are open data) */
     {"GET", "/api/v1/regions", regions_http_list, PUBLIC, NULL, 0},
     {"GET", "/api/v1/regions/{code}", regions_http_get, PUBLIC, NULL, 0},
+
+    /* live stream (Server-Sent Events) */
+    {"GET", "/api/v1/events", sse_http_stream, {ROLE_ANY, 0}, NULL, 0},
+
+    /* sensors: every signed-in user reads; the owning OPD's staff and admins write */
+    {"GET", "/api/v1/stations", sensors_http_list, SIGNED_IN, NULL, 0},
+    {"POST", "/api/v1/stations", sensors_http_create, OWN_OPD_WRITE, NULL, 0},
+    {"GET", "/api/v1/stations/latest", sensors_http_latest, SIGNED_IN, NULL, 0},
+    {"GET", "/api/v1/stations/{code}", sensors_http_get, SIGNED_IN, NULL, 0},
+    {"PATCH", "/api/v1/stations/{code}", sensors_http_update, OWN_OPD_WRITE, NULL, 0},
+    {"DELETE", "/api/v1/stations/{code}", sensors_http_delete, OWN_OPD_WRITE, NULL, 0},
+    {"POST", "/api/v1/stations/{code}/token", sensors_http_rotate_token, OWN_OPD_WRITE, NULL, 0},
+    {"GET", "/api/v1/stations/{code}/readings", sensors_http_readings, SIGNED_IN, NULL, 0},
+    {"GET", "/api/v1/public/stations", sensors_http_public_list, PUBLIC, NULL, 0},
+    {"POST", "/api/v1/ingest", sensors_http_ingest, DEVICE, "application/senml+json", 4u << 20},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -20,6 +20,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/http_int.h"
+#include "http/sse.h"
 #include "core/banned.h"
 
 enum { MAX_HEADERS = 8, JSON_MAX_DEPTH = 32 };
@@ -45,6 +47,7 @@ struct http_req {
     const char *params[HTTP_MAX_PARAMS];
     struct buf body;
     size_t body_cap;
+    size_t received; /* body bytes read, kept or dropped */
     struct err early; /* found before the body was read: answered once it is */
     char id[24];
     char client[INET6_ADDRSTRLEN];
@@ -54,11 +57,14 @@ struct http_req {
     /* response */
     unsigned status;
     char *resp_body; /* malloc'd, handed to MHD */
+    struct MHD_Response *resp_mhd; /* ready-made (http__reply_mhd): wins over resp_body */
     size_t resp_len;
     const char *resp_type;
     int nheaders;
     const char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
     bool responded;
+    bool queued;    /* handed to MHD */
+    bool suspended; /* waiting for another thread to reply */
 };
 
 /* ---- error statuses ---------------------------------------------------------------------- */
@@ -221,6 +227,9 @@ enum err_code http_body_json(struct http_req *r, json_t **out, struct err *err)
 static void set_body(struct http_req *r, unsigned status, const char *type, char *body, size_t len)
 {
     free(r->resp_body);
+    if (r->resp_mhd)
+        MHD_destroy_response(r->resp_mhd);
+    r->resp_mhd = NULL;
     r->status = status;
     r->resp_type = type;
     r->resp_body = body;
@@ -230,7 +239,7 @@ static void set_body(struct http_req *r, unsigned status, const char *type, char
 
 void http_reply_json(struct http_req *r, unsigned status, json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
     json_decref(j);
     if (!s) {
         s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
@@ -263,8 +272,19 @@ void http_add_header(struct http_req *r, const char *name, const char *value)
         r->nheaders++;
 }
 
+struct MHD_Connection *http__mhd_connection(struct http_req *r)
+{
+    return r->mhd;
+}
+
+void http__reply_mhd(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    set_body(r, status, NULL, NULL, 0);
+    r->resp_mhd = resp;
+}
+
 /* The one renderer of errors. A 5xx keeps its detail in the log under the request id. */
-static void reply_error(struct http_req *r, const struct err *e)
+void http_reply_err(struct http_req *r, const struct err *e)
 {
     unsigned status = http_status_of(e->code);
     const char *msg = e->msg[0] ? e->msg : err_code_name(e->code);
@@ -348,7 +368,11 @@ static void route_request(struct http_req *r)
             continue;
         path_known = true;
         if (strcmp(rt->method, method) == 0) {
-            match(r->arena, rt->pattern, r->path, r->params);
+            /* A segment that does not decode (a %00) leaves its param NULL: no such resource. */
+            if (!match(r->arena, rt->pattern, r->path, r->params)) {
+                err_set(&r->early, ERR_NOT_FOUND, "no such resource; see docs/API.md for the routes");
+                return;
+            }
             r->route = rt;
             r->route_index = (int)i;
             return;
@@ -382,6 +406,17 @@ static const char *session_token(struct http_req *r, bool *via_cookie)
     return c;
 }
 
+void http_suspend(struct http_req *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->mhd);
+}
+
+void http_resume(struct http_req *r)
+{
+    MHD_resume_connection(r->mhd);
+}
+
 static bool is_write(const char *method)
 {
     return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
@@ -393,7 +428,7 @@ static enum err_code authorize(struct http_req *r, struct err *err)
 {
     const struct access *ac = &r->route->access;
     bool via_cookie;
-    const char *token = session_token(r, &via_cookie);
+    const char *token = ac->roles & ACCESS_DEVICE ? NULL : session_token(r, &via_cookie);
     if (token) {
         struct err e = ERR_INIT;
         if (auth_session_resolve(http_db(r), token, &r->who, &e) == ERR_OK) {
@@ -403,7 +438,7 @@ static enum err_code authorize(struct http_req *r, struct err *err)
             return err_set(err, e.code, "%s", e.msg);
         }
     }
-    if (ac->roles & ACCESS_PUBLIC)
+    if (ac->roles & (ACCESS_PUBLIC | ACCESS_DEVICE))
         return ERR_OK;
     if (!r->authed)
         return err_set(err, ERR_UNAUTHENTICATED,
@@ -431,21 +466,29 @@ static void dispatch(struct http_req *r)
 {
     struct err err = ERR_INIT;
     if (r->early.code) {
-        reply_error(r, &r->early);
+        http_reply_err(r, &r->early);
         return;
     }
     if (r->body.len > 0) {
         const char *want = r->route->body_type ? r->route->body_type : "application/json";
         if (!type_matches(http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), want)) {
             err_set(&err, ERR_UNSUPPORTED, "send the body as Content-Type: %s", want);
-            reply_error(r, &err);
+            http_reply_err(r, &err);
             return;
         }
     }
     if (authorize(r, &err) == ERR_OK)
         r->route->fn(r, &err);
+    if (r->suspended && !err.code) {
+        /* another thread replies; from here on it may touch the response at any time */
+        if (r->conn) {
+            db_release(r->srv->app->db, r->conn);
+            r->conn = NULL;
+        }
+        return;
+    }
     if (err.code)
-        reply_error(r, &err);
+        http_reply_err(r, &err);
     else if (!r->responded)
         http_reply_empty(r, 204);
     if (r->conn) {
@@ -526,12 +569,13 @@ static void check_declared_length(struct http_req *r)
 
 static enum MHD_Result queue(struct http_req *r)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
+    struct MHD_Response *resp = r->resp_mhd ? r->resp_mhd : MHD_create_response_from_buffer(
         r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE
                                                                            : MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     r->resp_body = NULL; /* MHD owns it now */
+    r->resp_mhd = NULL;
     if (r->resp_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
@@ -563,24 +607,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         route_request(r);
         check_declared_length(r);
         if (r->early.code == ERR_TOO_BIG) { /* do not read a body we will refuse */
-            reply_error(r, &r->early);
+            http_reply_err(r, &r->early);
+            r->queued = true;
             return queue(r);
         }
         return MHD_YES;
     }
     if (*upload_data_size) {
+        r->received += *upload_data_size;
         if (!r->early.code && buf_append(&r->body, upload_data, *upload_data_size))
             err_set(&r->early, ERR_TOO_BIG, "request body is larger than %zu bytes", r->body_cap);
         *upload_data_size = 0;
-        if (r->early.code == ERR_TOO_BIG && !r->responded) {
-            reply_error(r, &r->early);
-            return queue(r);
-        }
-        return MHD_YES;
+        /* libmicrohttpd 0.9 refuses a response queued while the body is still arriving and
+         * drops the connection unanswered; so a body found too big only while reading (chunked)
+         * is dropped as it comes and answered at its end. Past twice the cap: cut off. */
+        return r->received / 2 > r->body_cap ? MHD_NO : MHD_YES;
     }
-    if (r->responded)
+    if (r->queued)
         return MHD_YES;
+    if (r->suspended) { /* resumed: the other thread has set the reply */
+        r->queued = true;
+        return queue(r);
+    }
     dispatch(r);
+    if (r->suspended)
+        return MHD_YES;
+    r->queued = true;
     return queue(r);
 }
 
@@ -606,6 +658,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     arena_free(r->arena);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* libmicrohttpd decodes the path and query values in place before any handler sees them, so a
+ * %00 would silently cut a name short ("/regions/73.22%00x" read as 73.22). Text holding one is
+ * left undecoded: it then matches no route and no stored name. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    for (const char *p = s; (p = strchr(p, '%')) != NULL; p++)
+        if (p[1] == '0' && p[2] == '0')
+            return strlen(s);
+    return MHD_http_unescape(s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -669,7 +734,7 @@ enum err_code http_server_start(struct http_server **out, struct app *app, struc
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)app->cfg->conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)app->cfg->max_connections, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     if (!s->d) {
         free(s);
@@ -687,6 +752,12 @@ void http_server_stop(struct http_server *s)
         return;
     atomic_store(&s->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
+    /* Quiesced, the socket still listens: the kernel would take new clients into a backlog that
+     * nobody serves until they are reset at exit. Stop listening now so they are refused and go
+     * elsewhere; the descriptor itself may be closed only after MHD_stop_daemon. */
+    if (fd != MHD_INVALID_SOCKET)
+        shutdown(fd, SHUT_RD);
+    sse_shutdown(); /* streams end now, not at the deadline; none may be suspended at stop */
     uint64_t deadline = clock_mono_ns() + (uint64_t)s->app->cfg->shutdown_timeout_s * 1000000000u;
     struct timespec tick = {0, 5 * 1000 * 1000};
     while (atomic_load(&s->inflight) > 0 && clock_mono_ns() < deadline)

@@ -1,0 +1,133 @@
+/* ingest: turns a SenML pack from a device into a batch of checked readings for the writer.
+ * Runs on the caller's thread (HTTP worker or MQTT loop), touching only the registry. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "sensors/sensors_int.h"
+#include "core/banned.h"
+
+struct sensors_settings sensors__settings = {
+    .backfill_s = 30 * 86400, .clock_skew_s = 300, .raw_retention_days = 0, .max_records = 10000,
+};
+
+static void reject(struct ingest_batch *b, size_t index, const char *reason)
+{
+    json_array_append_new(b->rejected, json_pack("{s:I,s:s}", "index", (json_int_t)index,
+                                                 "reason", reason));
+}
+
+static struct ingest_batch *batch_new(size_t cap)
+{
+    struct ingest_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->items = calloc(cap ? cap : 1, sizeof *b->items);
+    b->rejected = json_array();
+    if (!b->items || !b->rejected) {
+        ingest_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void ingest_batch_free(struct ingest_batch *b)
+{
+    if (!b)
+        return;
+    free(b->items);
+    json_decref(b->rejected);
+    free(b);
+}
+
+int ingest_batch_count(const struct ingest_batch *b)
+{
+    return b->n;
+}
+
+/* Checks one record against the device's station; adds it to the batch or says why not. */
+static void admit(struct ingest_batch *b, const struct station_def *st, size_t i,
+                  const struct senml_record *r, int64_t now_ms)
+{
+    if (r->error) {
+        reject(b, i, r->error);
+        return;
+    }
+    const char *colon = strrchr(r->name, ':');
+    if (!colon || colon == r->name || !colon[1]) {
+        reject(b, i, "name must be '<station-code>:<sensor>'");
+        return;
+    }
+    size_t code_len = (size_t)(colon - r->name);
+    if (code_len != strlen(st->code) || memcmp(r->name, st->code, code_len) != 0) {
+        reject(b, i, "not this device's station");
+        return;
+    }
+    const struct sensor_def *sd = NULL;
+    for (int k = 0; k < st->nsensors && !sd; k++)
+        if (strcmp(st->sensors[k].name, colon + 1) == 0)
+            sd = &st->sensors[k];
+    if (!sd) {
+        reject(b, i, "unknown sensor for this station");
+        return;
+    }
+    double factor = 1.0;
+    if (r->unit[0] && !sensors__unit_factor(r->unit, sd->unit, &factor)) {
+        reject(b, i, "wrong unit for this sensor");
+        return;
+    }
+    if (r->t_ms > now_ms + sensors__settings.clock_skew_s * 1000) {
+        reject(b, i, "time is in the future beyond the allowed clock skew");
+        return;
+    }
+    if (r->t_ms < now_ms - sensors__settings.backfill_s * 1000) {
+        reject(b, i, "time is older than the backfill window");
+        return;
+    }
+    struct reading *out = &b->items[b->n++];
+    out->sensor_id = sd->id;
+    out->t_ms = r->t_ms;
+    out->v = r->value * factor;
+    out->limits = sensors__qc_limits(st->kind, sd->name);
+    snprintf(out->sensor, sizeof out->sensor, "%s", sd->name);
+}
+
+enum err_code ingest_prepare(const char *device_token, const char *station_code, const char *body,
+                             size_t len, struct ingest_batch **out, struct err *err)
+{
+    char hash[65];
+    if (!device_token || !auth_token_well_formed(device_token))
+        return err_set(err, ERR_UNAUTHENTICATED,
+                       "send the station's device token as 'Authorization: Bearer <token>'");
+    auth_token_hash(device_token, hash);
+
+    int64_t now_ms = clock_now_ms();
+    struct senml_record *recs;
+    size_t n;
+    if (senml_parse(body, len, now_ms, (size_t)sensors__settings.max_records, &recs, &n, err))
+        return err->code;
+    struct ingest_batch *b = batch_new(n);
+    if (!b) {
+        free(recs);
+        return err_set(err, ERR_INTERNAL, "out of memory");
+    }
+    b->records = (int)n;
+    sensors__registry_rdlock();
+    const struct station_def *st = sensors__station_by_token_hash(hash);
+    if (!st || (station_code && strcmp(st->code, station_code) != 0)) {
+        sensors__registry_unlock();
+        free(recs);
+        ingest_batch_free(b);
+        return err_set(err, ERR_UNAUTHENTICATED, "the device token is not valid for this station");
+    }
+    snprintf(b->station, sizeof b->station, "%s", st->code);
+    b->kind = st->kind;
+    b->interval_s = st->interval_s;
+    for (size_t i = 0; i < n; i++)
+        admit(b, st, i, &recs[i], now_ms);
+    sensors__registry_unlock();
+    free(recs);
+    *out = b;
+    return ERR_OK;
+}

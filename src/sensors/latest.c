@@ -1,0 +1,260 @@
+/* latest: each sensor's newest reading in memory, and the cached JSON of every station's
+ * current values behind GET /api/v1/stations/latest, rebuilt at most once a second or when a
+ * reading arrives, so many dashboards polling every second cost one render. A station that
+ * missed two reporting intervals is "unknown" and shows no current value. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "events/events.h"
+#include "sensors/sensors_int.h"
+#include "core/banned.h"
+
+struct latest {
+    int64_t sensor_id, t_ms;
+    double v;
+    int qc;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct latest *items;
+    size_t slots, used;
+    uint64_t generation;
+    /* render cache, one per view */
+    pthread_mutex_t render_lock;
+    char *json[2];
+    size_t len[2];
+    uint64_t json_gen[2];
+    int64_t json_at[2];
+    /* station states last published, by code */
+    char (*state_code)[CODE_MAX + 1];
+    bool *state_stale;
+    int nstates;
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .render_lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct latest *find(int64_t id, bool create)
+{
+    if (create && (L.used + 1) * 2 >= L.slots) {
+        size_t old = L.slots;
+        struct latest *items = L.items;
+        L.slots = old ? old * 2 : 2048;
+        L.items = calloc(L.slots, sizeof *L.items);
+        if (!L.items) {
+            L.items = items;
+            L.slots = old;
+            return NULL;
+        }
+        for (size_t i = 0; i < old; i++)
+            if (items[i].sensor_id) {
+                struct latest *d = find(items[i].sensor_id, false);
+                if (!d) { /* an empty slot for it */
+                    size_t mask = L.slots - 1;
+                    size_t j = (size_t)(items[i].sensor_id * 0x9E3779B97F4A7C15ull >> 20) & mask;
+                    while (L.items[j].sensor_id)
+                        j = (j + 1) & mask;
+                    d = &L.items[j];
+                }
+                *d = items[i];
+            }
+        free(items);
+    }
+    if (!L.slots)
+        return NULL;
+    size_t mask = L.slots - 1;
+    size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & mask;
+    while (L.items[i].sensor_id && L.items[i].sensor_id != id)
+        i = (i + 1) & mask;
+    if (L.items[i].sensor_id == id)
+        return &L.items[i];
+    if (!create)
+        return NULL;
+    L.items[i].sensor_id = id;
+    L.used++;
+    return &L.items[i];
+}
+
+void sensors__latest_note(int64_t sensor_id, int64_t t_ms, double v, int qc)
+{
+    pthread_mutex_lock(&L.lock);
+    struct latest *l = find(sensor_id, true);
+    if (l && (l->t_ms == 0 || t_ms >= l->t_ms)) {
+        l->t_ms = t_ms;
+        l->v = v;
+        l->qc = qc;
+    }
+    pthread_mutex_unlock(&L.lock);
+}
+
+bool sensors__latest_get(int64_t sensor_id, int64_t *t_ms, double *v, int *qc)
+{
+    pthread_mutex_lock(&L.lock);
+    struct latest *l = find(sensor_id, false);
+    bool ok = l && l->t_ms;
+    if (ok) {
+        *t_ms = l->t_ms;
+        *v = l->v;
+        *qc = l->qc;
+    }
+    pthread_mutex_unlock(&L.lock);
+    return ok;
+}
+
+void sensors__latest_dirty(void)
+{
+    __atomic_add_fetch(&L.generation, 1, __ATOMIC_RELEASE);
+}
+
+/* Newest reading time of a station, 0 when it never reported. */
+static int64_t station_newest(const struct station_def *st)
+{
+    int64_t newest = 0, t;
+    double v;
+    int qc;
+    for (int k = 0; k < st->nsensors; k++)
+        if (sensors__latest_get(st->sensors[k].id, &t, &v, &qc) && t > newest)
+            newest = t;
+    return newest;
+}
+
+static bool is_stale(const struct station_def *st, int64_t newest_ms, int64_t now_s)
+{
+    return newest_ms == 0 || now_s * 1000 - newest_ms > 2 * (int64_t)st->interval_s * 1000;
+}
+
+static json_t *station_latest(const struct station_def *st, bool internal, int64_t now_s)
+{
+    int64_t newest = station_newest(st);
+    bool stale = is_stale(st, newest, now_s);
+    json_t *sensors = json_object();
+    for (int k = 0; k < st->nsensors; k++) {
+        int64_t t;
+        double v;
+        int qc;
+        const struct sensor_def *sd = &st->sensors[k];
+        json_t *o = json_pack("{s:s}", "unit", sd->unit);
+        if (sensors__latest_get(sd->id, &t, &v, &qc)) {
+            char ts[CLOCK_FMT_LEN];
+            clock_fmt_utc(ts, t / 1000);
+            /* A silent station never shows its last value as current. */
+            json_object_set_new(o, "v", stale ? json_null() : json_real(v));
+            json_object_set_new(o, "qc", json_string(sensors__qc_name(qc)));
+            json_object_set_new(o, "last", json_pack("{s:f,s:s,s:I}", "v", v, "t", ts, "age_s",
+                                                     (json_int_t)(now_s - t / 1000)));
+        } else {
+            json_object_set_new(o, "v", json_null());
+        }
+        json_object_set_new(sensors, sd->name, o);
+    }
+    json_t *th = st->has_thresholds ? json_pack("{s:f,s:f,s:f}", "waspada", st->th[0], "siaga",
+                                                st->th[1], "awas", st->th[2])
+                                    : json_null();
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:I,s:b,s:s,s:o,s:o}", "code", st->code,
+                          "name", st->name, "kind", sensors__kind_name(st->kind), "river",
+                          st->river, "region", st->region, "lat", st->lat, "lon", st->lon,
+                          "interval_s", (json_int_t)st->interval_s, "demo", st->demo, "state",
+                          stale ? "unknown" : "ok", "thresholds", th, "sensors", sensors);
+    if (internal)
+        json_object_set_new(o, "opd", json_string(st->opd));
+    return o;
+}
+
+char *sensors_latest_json(bool internal, size_t *len)
+{
+    int64_t now = clock_now_s();
+    uint64_t gen = __atomic_load_n(&L.generation, __ATOMIC_ACQUIRE);
+    int view = internal ? 1 : 0;
+    pthread_mutex_lock(&L.render_lock);
+    if (!L.json[view] || L.json_gen[view] != gen || L.json_at[view] != now) {
+        json_t *a = json_array();
+        sensors__registry_rdlock();
+        for (int i = 0; i < sensors__registry_count(); i++)
+            json_array_append_new(a, station_latest(sensors__station_at(i), internal, now));
+        sensors__registry_unlock();
+        char at[CLOCK_FMT_LEN];
+        clock_fmt_utc(at, now);
+        json_t *doc = json_pack("{s:s,s:o}", "generated_at", at, "stations", a);
+        char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        json_decref(doc);
+        if (s) {
+            free(L.json[view]);
+            L.json[view] = s;
+            L.len[view] = strlen(s);
+            L.json_gen[view] = gen;
+            L.json_at[view] = now;
+        }
+    }
+    char *copy = L.json[view] ? malloc(L.len[view] + 1) : NULL;
+    if (copy) {
+        memcpy(copy, L.json[view], L.len[view] + 1);
+        *len = L.len[view];
+    }
+    pthread_mutex_unlock(&L.render_lock);
+    return copy;
+}
+
+static int state_index(const char *code)
+{
+    for (int i = 0; i < L.nstates; i++)
+        if (strcmp(L.state_code[i], code) == 0)
+            return i;
+    return -1;
+}
+
+void sensors__states_check(int64_t now_s)
+{
+    static int64_t last;
+    if (now_s == last)
+        return;
+    last = now_s;
+    sensors__registry_rdlock();
+    int n = sensors__registry_count();
+    for (int i = 0; i < n; i++) {
+        const struct station_def *st = sensors__station_at(i);
+        bool stale = is_stale(st, station_newest(st), now_s);
+        int k = state_index(st->code);
+        if (k < 0) {
+            void *c = realloc(L.state_code, (size_t)(L.nstates + 1) * sizeof *L.state_code);
+            void *b = c ? realloc(L.state_stale, (size_t)(L.nstates + 1) * sizeof(bool)) : NULL;
+            if (c)
+                L.state_code = c;
+            if (!b)
+                continue;
+            L.state_stale = b;
+            k = L.nstates++;
+            memcpy(L.state_code[k], st->code, sizeof L.state_code[k]);
+            L.state_stale[k] = !stale; /* force the first event */
+        }
+        if (L.state_stale[k] == stale)
+            continue;
+        L.state_stale[k] = stale;
+        json_t *ev = json_pack("{s:s,s:s,s:s}", "station", st->code, "kind",
+                               sensors__kind_name(st->kind), "state", stale ? "unknown" : "ok");
+        char *data = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        json_decref(ev);
+        if (data)
+            events_publish("station", st->code, sensors__kind_name(st->kind), data, false);
+        free(data);
+        sensors__latest_dirty();
+    }
+    sensors__registry_unlock();
+}
+
+void sensors__latest_free(void)
+{
+    pthread_mutex_lock(&L.lock);
+    free(L.items);
+    L.items = NULL;
+    L.slots = L.used = 0;
+    pthread_mutex_unlock(&L.lock);
+    for (int v = 0; v < 2; v++) {
+        free(L.json[v]);
+        L.json[v] = NULL;
+    }
+    free(L.state_code);
+    free(L.state_stale);
+    L.state_code = NULL;
+    L.state_stale = NULL;
+    L.nstates = 0;
+}

@@ -1,0 +1,83 @@
+/* sensors: stations and their sensors, ingest of SenML readings (HTTP and MQTT), quality
+ * control, the time-series store (raw readings plus 10-minute and hourly rollups) and the
+ * latest-value view. One writer thread owns every write to readings and every piece of
+ * per-sensor state, so ingest needs no locks on the hot path beyond its queue. */
+#ifndef SINERGI_SENSORS_H
+#define SINERGI_SENSORS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "core/err.h"
+#include "db/db.h"
+
+extern const struct db_migration sensors_migrations[];
+
+struct sensors_settings {
+    int64_t backfill_s;      /* oldest reading accepted, seconds before now */
+    int64_t clock_skew_s;    /* newest reading accepted, seconds after now */
+    int64_t raw_retention_days;
+    int64_t max_records;     /* records per ingest request */
+};
+
+/* Loads stations into memory, repairs rollups left open by a crash, starts the writer. */
+enum err_code sensors_start(struct db *db, const struct sensors_settings *s, struct err *err);
+/* Drains the queue (every acknowledged batch is committed) and stops the writer. */
+void sensors_stop(void);
+
+/* ---- stations (JSON in, JSON out) -------------------------------------------------------- */
+/* Creates a station and its sensors. *out is the station plus "device_token", shown once. */
+enum err_code sensors_station_create(struct db_conn *c, const struct actor *a, json_t *in,
+                                     json_t **out, struct err *err);
+/* `opd_out` (may be NULL) receives the owning OPD for access checks. `internal` false gives
+ * the public view (no owner, no token facts, no internal notes). */
+enum err_code sensors_station_get(struct db_conn *c, const char *code, bool internal,
+                                  json_t **out, char opd_out[AUTH_OPD_MAX + 1], struct err *err);
+enum err_code sensors_station_list(struct db_conn *c, bool internal, json_t **out,
+                                   struct err *err);
+enum err_code sensors_station_update(struct db_conn *c, const struct actor *a, const char *code,
+                                     json_t *in, json_t **out, struct err *err);
+enum err_code sensors_station_delete(struct db_conn *c, const struct actor *a, const char *code,
+                                     struct err *err);
+/* New device token; the old one stops working at once. *out holds "device_token". */
+enum err_code sensors_station_rotate_token(struct db_conn *c, const struct actor *a,
+                                           const char *code, json_t **out, struct err *err);
+
+/* ---- ingest ------------------------------------------------------------------------------ */
+struct ingest_batch;
+
+/* Result of a batch, reported once its accepted readings are durably committed (or not). */
+struct ingest_result {
+    enum err_code rc; /* ERR_OK when committed */
+    int records, accepted, duplicates;
+    json_t *rejected; /* borrowed: [{"index","reason"}] */
+};
+typedef void (*ingest_done_fn)(const struct ingest_result *res, void *ctx);
+
+/* Parses and checks a SenML pack sent by the device holding `device_token`. Records that fail
+ * (unknown sensor, wrong unit, non-finite value, time out of window, another station) are
+ * listed, not stored. ERR_UNAUTHENTICATED for an unknown token; ERR_INVALID for a pack that is
+ * not SenML; ERR_TOO_BIG beyond max_records. On success *out is owned by the caller until
+ * passed to ingest_submit (or ingest_batch_free). `station_code` (may be NULL) restricts the
+ * pack to one station, as the MQTT topic does. */
+enum err_code ingest_prepare(const char *device_token, const char *station_code, const char *body,
+                             size_t len, struct ingest_batch **out, struct err *err);
+/* Queues the batch for the writer, which takes ownership; `done` runs on the writer thread
+ * after commit (or failure), then the batch is freed. A batch with nothing to store completes
+ * at once, on the caller's thread. */
+void ingest_submit(struct ingest_batch *b, ingest_done_fn done, void *ctx);
+void ingest_batch_free(struct ingest_batch *b);
+/* Accepted readings in a prepared batch. */
+int ingest_batch_count(const struct ingest_batch *b);
+
+/* ---- queries ----------------------------------------------------------------------------- */
+/* `step`: 0 = raw, 600 or 3600 = rollups, -1 = choose from the range. Times in seconds. */
+enum err_code sensors_readings(struct db_conn *c, const char *station, const char *sensor,
+                               int64_t from, int64_t to, int64_t step, int64_t limit,
+                               json_t **out, struct err *err);
+/* Every station's latest values as a JSON text, shared and cached; free() the copy. */
+char *sensors_latest_json(bool internal, size_t *len);
+
+#endif

@@ -1,0 +1,544 @@
+/* writer: the single thread that stores readings. It takes every queued batch at once and
+ * commits them in one transaction (group commit), runs QC in reading-time order per sensor,
+ * keeps rollups of the open 10-minute and hourly buckets in memory (flushed when the bucket
+ * closes), updates the latest values and publishes live events — all after the commit that
+ * makes the readings durable, so nothing is acknowledged that a crash could lose.
+ *
+ * Crash safety of rollups: in-memory deltas exist only for buckets at or after the persisted
+ * watermark (sensors_meta 'rollup_watermark'); on start every rollup from the watermark on is
+ * recomputed from raw readings, which are the truth. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "events/events.h"
+#include "sensors/sensors_int.h"
+#include "core/banned.h"
+
+#define NO_WATERMARK INT64_MAX
+enum { MAX_TXN_READINGS = 50000, QUEUE_LIMIT = 400000, SWEEP_EVERY_S = 5, NSTEPS = 2 };
+static const int64_t steps[NSTEPS] = {600, 3600};
+
+struct acc { /* unflushed contributions to one rollup bucket */
+    int64_t bucket;
+    int64_t n, n_bad;
+    double vmin, vmax, vsum;
+};
+
+struct sstate {
+    int64_t sensor_id; /* 0 = empty slot */
+    struct qc_history h;
+    struct acc acc[NSTEPS];
+    uint64_t txn; /* last transaction that saved an undo copy */
+};
+
+static struct {
+    struct db *db;
+    struct db_conn *conn;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct ingest_batch *head, *tail;
+    int64_t queued;
+    bool stopping, running;
+    /* owned by the writer thread */
+    struct sstate *states;
+    size_t slots, used;
+    uint64_t txn;
+    struct sstate *undo;
+    size_t nundo, undo_cap;
+    int64_t watermark;
+    int64_t last_sweep;
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* ---- per-sensor state --------------------------------------------------------------------- */
+static struct sstate *slot_of(int64_t id)
+{
+    size_t mask = w.slots - 1, i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & mask;
+    while (w.states[i].sensor_id && w.states[i].sensor_id != id)
+        i = (i + 1) & mask;
+    return &w.states[i];
+}
+
+static bool grow_states(void)
+{
+    size_t old_slots = w.slots;
+    struct sstate *old = w.states;
+    w.slots = old_slots ? old_slots * 2 : 1024;
+    w.states = calloc(w.slots, sizeof *w.states);
+    if (!w.states) {
+        w.states = old;
+        w.slots = old_slots;
+        return false;
+    }
+    for (size_t i = 0; i < old_slots; i++)
+        if (old[i].sensor_id)
+            *slot_of(old[i].sensor_id) = old[i];
+    free(old);
+    return true;
+}
+
+/* Loads what QC needs from the newest stored readings of a sensor seen for the first time. */
+static void load_history(struct sstate *s, const struct qc_limits *l, struct err *err)
+{
+    struct db_stmt *st;
+    bool row;
+    double v[16];
+    int64_t t[16];
+    int n = 0;
+    if (db_prepare(w.conn, &st, "SELECT t, v FROM readings WHERE sensor_id = ? ORDER BY t DESC "
+                                "LIMIT 16",
+                   err))
+        return;
+    db_bind_int64(st, 1, s->sensor_id);
+    while (n < 16 && db_step(st, &row, err) == ERR_OK && row) {
+        t[n] = db_col_int64(st, 0);
+        v[n] = db_col_double(st, 1);
+        n++;
+    }
+    db_done(st);
+    for (int i = n - 1; i >= 0; i--)
+        sensors__qc_push(&s->h, t[i], v[i], l);
+}
+
+/* The first time a transaction touches a sensor, keep a copy to restore if it rolls back. */
+static bool save_undo(struct sstate *s)
+{
+    if (s->txn == w.txn)
+        return true;
+    if (w.nundo == w.undo_cap) {
+        size_t cap = w.undo_cap ? w.undo_cap * 2 : 1024;
+        struct sstate *u = realloc(w.undo, cap * sizeof *u);
+        if (!u)
+            return false;
+        w.undo = u;
+        w.undo_cap = cap;
+    }
+    w.undo[w.nundo++] = *s;
+    s->txn = w.txn;
+    return true;
+}
+
+static struct sstate *state_for(const struct reading *r, struct err *err)
+{
+    if (w.used * 2 >= w.slots && !grow_states())
+        return NULL;
+    struct sstate *s = slot_of(r->sensor_id);
+    if (!s->sensor_id) {
+        memset(s, 0, sizeof *s);
+        s->sensor_id = r->sensor_id;
+        w.used++;
+        load_history(s, r->limits, err);
+    }
+    return save_undo(s) ? s : NULL;
+}
+
+/* ---- rollups ------------------------------------------------------------------------------ */
+static enum err_code upsert_rollup(int64_t sensor_id, int64_t step, const struct acc *a,
+                                   struct err *err)
+{
+    struct db_stmt *s;
+    if (db_prepare(w.conn, &s,
+                   "INSERT INTO rollups (sensor_id, step, bucket, n, n_bad, vmin, vmax, vsum) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sensor_id, step, bucket) DO "
+                   "UPDATE SET n = n + excluded.n, n_bad = n_bad + excluded.n_bad, "
+                   "vmin = MIN(vmin, excluded.vmin), vmax = MAX(vmax, excluded.vmax), "
+                   "vsum = vsum + excluded.vsum",
+                   err))
+        return err->code;
+    db_bind_int64(s, 1, sensor_id);
+    db_bind_int64(s, 2, step);
+    db_bind_int64(s, 3, a->bucket);
+    db_bind_int64(s, 4, a->n);
+    db_bind_int64(s, 5, a->n_bad);
+    /* A bucket of only bad readings has no range: store +/-inf-free sentinels via n = 0. */
+    db_bind_double(s, 6, a->n ? a->vmin : 0);
+    db_bind_double(s, 7, a->n ? a->vmax : 0);
+    db_bind_double(s, 8, a->vsum);
+    return db_run(s, err);
+}
+
+static void acc_add(struct acc *a, double v, bool bad)
+{
+    if (bad) {
+        a->n_bad++;
+        return;
+    }
+    if (a->n == 0 || v < a->vmin)
+        a->vmin = v;
+    if (a->n == 0 || v > a->vmax)
+        a->vmax = v;
+    a->vsum += v;
+    a->n++;
+}
+
+static bool acc_empty(const struct acc *a)
+{
+    return a->n == 0 && a->n_bad == 0;
+}
+
+static enum err_code set_watermark(int64_t wm, struct err *err)
+{
+    struct db_stmt *s;
+    if (db_prepare(w.conn, &s,
+                   "INSERT INTO sensors_meta (key, value) VALUES ('rollup_watermark', ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   err))
+        return err->code;
+    db_bind_int64(s, 1, wm);
+    if (db_run(s, err) == ERR_OK)
+        w.watermark = wm;
+    return err->code;
+}
+
+static enum err_code rollup_add(struct sstate *s, int64_t t_ms, double v, bool bad,
+                                struct err *err)
+{
+    int64_t t = t_ms >= 0 ? t_ms / 1000 : -((-t_ms + 999) / 1000);
+    for (int k = 0; k < NSTEPS; k++) {
+        struct acc *a = &s->acc[k];
+        int64_t bucket = t - ((t % steps[k]) + steps[k]) % steps[k];
+        if (!acc_empty(a) && bucket < a->bucket) { /* older than the open bucket: merge now */
+            struct acc one = {.bucket = bucket};
+            acc_add(&one, v, bad);
+            if (upsert_rollup(s->sensor_id, steps[k], &one, err))
+                return err->code;
+            continue;
+        }
+        if (!acc_empty(a) && bucket > a->bucket) {
+            if (upsert_rollup(s->sensor_id, steps[k], a, err))
+                return err->code;
+            memset(a, 0, sizeof *a);
+        }
+        if (acc_empty(a)) {
+            if (bucket < w.watermark && set_watermark(bucket, err))
+                return err->code;
+            a->bucket = bucket;
+        }
+        acc_add(a, v, bad);
+    }
+    return ERR_OK;
+}
+
+/* Flushes buckets that closed a while ago and moves the watermark up to the oldest open one. */
+static void sweep(int64_t now)
+{
+    struct err err = ERR_INIT;
+    int64_t wm = NO_WATERMARK;
+    w.txn++;
+    w.nundo = 0;
+    if (db_begin(w.conn, &err))
+        goto fail;
+    for (size_t i = 0; i < w.slots && !err.code; i++) {
+        struct sstate *s = &w.states[i];
+        if (!s->sensor_id)
+            continue;
+        for (int k = 0; k < NSTEPS && !err.code; k++) {
+            struct acc *a = &s->acc[k];
+            if (acc_empty(a))
+                continue;
+            if (a->bucket + steps[k] + 60 <= now) {
+                if (!save_undo(s)) {
+                    err_set(&err, ERR_INTERNAL, "out of memory in the writer");
+                    break;
+                }
+                if (upsert_rollup(s->sensor_id, steps[k], a, &err) == ERR_OK)
+                    memset(a, 0, sizeof *a);
+            } else if (a->bucket < wm) {
+                wm = a->bucket;
+            }
+        }
+    }
+    if (!err.code && wm != w.watermark)
+        set_watermark(wm, &err);
+    if (!err.code && db_commit(w.conn, &err) == ERR_OK)
+        return;
+fail:
+    db_rollback(w.conn);
+    for (size_t i = 0; i < w.nundo; i++)
+        *slot_of(w.undo[i].sensor_id) = w.undo[i];
+    log_error("event=rollup_sweep_failed detail=\"%s\"", err.msg);
+}
+
+/* Recomputes every rollup from the watermark on from raw readings (after a crash). */
+static enum err_code recover_rollups(struct err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    int64_t wm = NO_WATERMARK;
+    if (db_prepare(w.conn, &s, "SELECT value FROM sensors_meta WHERE key = 'rollup_watermark'",
+                   err) ||
+        db_step(s, &row, err))
+        return err->code;
+    if (row)
+        wm = db_col_int64(s, 0);
+    db_done(s);
+    w.watermark = wm;
+    if (wm == NO_WATERMARK)
+        return ERR_OK;
+    int64_t from = wm - ((wm % 3600) + 3600) % 3600; /* the hour that holds the watermark */
+    static const char *const sql[] = {
+        "DELETE FROM rollups WHERE bucket >= ?",
+        "INSERT INTO rollups (sensor_id, step, bucket, n, n_bad, vmin, vmax, vsum) "
+        "SELECT sensor_id, 600, (t / 600000) * 600, SUM(qc <> 4), SUM(qc = 4), "
+        "COALESCE(MIN(CASE WHEN qc <> 4 THEN v END), 0), COALESCE(MAX(CASE WHEN qc <> 4 THEN v "
+        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM readings "
+        "WHERE t >= ? * 1000 GROUP BY sensor_id, t / 600000",
+        "INSERT INTO rollups (sensor_id, step, bucket, n, n_bad, vmin, vmax, vsum) "
+        "SELECT sensor_id, 3600, (t / 3600000) * 3600, SUM(qc <> 4), SUM(qc = 4), "
+        "COALESCE(MIN(CASE WHEN qc <> 4 THEN v END), 0), COALESCE(MAX(CASE WHEN qc <> 4 THEN v "
+        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM readings "
+        "WHERE t >= ? * 1000 GROUP BY sensor_id, t / 3600000",
+    };
+    if (db_begin(w.conn, err))
+        return err->code;
+    for (size_t i = 0; i < 3 && !err->code; i++)
+        if (db_prepare(w.conn, &s, sql[i], err) == ERR_OK) {
+            db_bind_int64(s, 1, from);
+            db_run(s, err);
+        }
+    if (!err->code)
+        set_watermark(NO_WATERMARK, err);
+    if (err->code || db_commit(w.conn, err)) {
+        db_rollback(w.conn);
+        return err->code;
+    }
+    log_info("event=rollups_recovered from=%lld", (long long)from);
+    return ERR_OK;
+}
+
+/* ---- one group commit --------------------------------------------------------------------- */
+static enum err_code store_reading(struct ingest_batch *b, struct reading *r, struct err *err)
+{
+    struct sstate *s = state_for(r, err);
+    if (!s)
+        return err->code ? err->code : err_set(err, ERR_INTERNAL, "out of memory in the writer");
+    int failed;
+    enum qc_flag flag = sensors__qc_eval(r->limits, &s->h, b->interval_s, r->t_ms, r->v, &failed);
+    struct db_stmt *st;
+    if (db_prepare(w.conn, &st,
+                   "INSERT INTO readings (sensor_id, t, v, qc, qc_failed) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT (sensor_id, t) DO NOTHING",
+                   err))
+        return err->code;
+    db_bind_int64(st, 1, r->sensor_id);
+    db_bind_int64(st, 2, r->t_ms);
+    db_bind_double(st, 3, r->v);
+    db_bind_int64(st, 4, flag);
+    db_bind_int64(st, 5, failed);
+    if (db_run(st, err))
+        return err->code;
+    if (db_changes(w.conn) == 0) {
+        b->duplicates++;
+        r->qc = 0;
+        return ERR_OK;
+    }
+    b->inserted++;
+    r->qc = flag;
+    r->failed = failed;
+    sensors__qc_push(&s->h, r->t_ms, r->v, r->limits);
+    return rollup_add(s, r->t_ms, r->v, flag == QC_BAD, err);
+}
+
+/* After commit: latest values and one coalescing live event per station of each batch. */
+static void publish(struct ingest_batch *b)
+{
+    json_t *values = json_object();
+    int64_t newest = 0;
+    for (int i = 0; i < b->n; i++) {
+        struct reading *r = &b->items[i];
+        if (!r->qc)
+            continue;
+        sensors__latest_note(r->sensor_id, r->t_ms, r->v, r->qc);
+        json_t *cur = json_object_get(values, r->sensor);
+        if (cur && json_integer_value(json_object_get(cur, "t_ms")) > r->t_ms)
+            continue;
+        json_object_set_new(values, r->sensor,
+                            json_pack("{s:I,s:f,s:s}", "t_ms", (json_int_t)r->t_ms, "v", r->v,
+                                      "qc", sensors__qc_name(r->qc)));
+        if (r->t_ms > newest)
+            newest = r->t_ms;
+    }
+    if (json_object_size(values) == 0) {
+        json_decref(values);
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(values, k, v)
+    {
+        char t[CLOCK_FMT_LEN];
+        clock_fmt_utc(t, json_integer_value(json_object_get(v, "t_ms")) / 1000);
+        json_object_set_new(v, "t", json_string(t));
+        json_object_del(v, "t_ms");
+    }
+    json_t *ev = json_pack("{s:s,s:s,s:o}", "station", b->station, "kind",
+                           sensors__kind_name(b->kind), "values", values);
+    char *data = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(ev);
+    if (data)
+        events_publish("reading", b->station, sensors__kind_name(b->kind), data, true);
+    free(data);
+    sensors__latest_dirty();
+}
+
+static void finish(struct ingest_batch *b, enum err_code rc)
+{
+    struct ingest_result res = {.rc = rc, .records = b->records, .accepted = b->inserted,
+                                .duplicates = b->duplicates, .rejected = b->rejected};
+    if (rc) { /* nothing of this batch is stored */
+        res.accepted = 0;
+        res.duplicates = 0;
+    }
+    if (b->done)
+        b->done(&res, b->ctx);
+    ingest_batch_free(b);
+}
+
+static void commit_batches(struct ingest_batch *list)
+{
+    struct err err = ERR_INIT;
+    int64_t old_watermark = w.watermark;
+    w.txn++;
+    w.nundo = 0;
+    if (db_begin(w.conn, &err) == ERR_OK)
+        for (struct ingest_batch *b = list; b && !err.code; b = b->next)
+            for (int i = 0; i < b->n && !err.code; i++)
+                store_reading(b, &b->items[i], &err);
+    if (!err.code)
+        db_commit(w.conn, &err);
+    if (err.code) {
+        db_rollback(w.conn);
+        for (size_t i = 0; i < w.nundo; i++) /* per-sensor state back to before the batch */
+            *slot_of(w.undo[i].sensor_id) = w.undo[i];
+        w.watermark = old_watermark;
+        log_error("event=ingest_commit_failed detail=\"%s\"", err.msg);
+    }
+    for (struct ingest_batch *b = list, *next; b; b = next) {
+        next = b->next;
+        if (!err.code)
+            publish(b);
+        finish(b, err.code ? (err.code == ERR_UNAVAILABLE ? ERR_UNAVAILABLE : ERR_INTERNAL) : ERR_OK);
+    }
+}
+
+/* ---- the thread --------------------------------------------------------------------------- */
+static struct ingest_batch *take_queue(void)
+{
+    struct ingest_batch *list = w.head, *last = NULL;
+    int64_t n = 0;
+    for (struct ingest_batch *b = w.head; b && n < MAX_TXN_READINGS; b = b->next) {
+        n += b->n;
+        last = b;
+    }
+    w.head = last->next;
+    if (!w.head)
+        w.tail = NULL;
+    last->next = NULL;
+    w.queued -= n;
+    return list;
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&w.lock);
+    for (;;) {
+        while (!w.head && !w.stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&w.wake, &w.lock, &until);
+            if (clock_now_s() - w.last_sweep >= SWEEP_EVERY_S)
+                break;
+        }
+        struct ingest_batch *list = w.head ? take_queue() : NULL;
+        bool stop = w.stopping && !w.head && !list;
+        pthread_cond_broadcast(&w.wake); /* room in the queue for waiting producers */
+        pthread_mutex_unlock(&w.lock);
+        if (list)
+            commit_batches(list);
+        int64_t now = clock_now_s();
+        sensors__states_check(now);
+        if (now - w.last_sweep >= SWEEP_EVERY_S || stop) {
+            w.last_sweep = now;
+            sweep(stop ? INT64_MAX / 2 : now); /* at stop: flush every open bucket */
+        }
+        pthread_mutex_lock(&w.lock);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&w.lock);
+    return NULL;
+}
+
+void sensors__writer_enqueue(struct ingest_batch *b)
+{
+    pthread_mutex_lock(&w.lock);
+    /* Backpressure: a producer waits while the queue is full, so memory stays bounded and
+     * nothing is dropped. */
+    while (w.queued >= QUEUE_LIMIT && !w.stopping)
+        pthread_cond_wait(&w.wake, &w.lock);
+    b->next = NULL;
+    if (w.tail)
+        w.tail->next = b;
+    else
+        w.head = b;
+    w.tail = b;
+    w.queued += b->n;
+    pthread_cond_broadcast(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+}
+
+void ingest_submit(struct ingest_batch *b, ingest_done_fn done, void *ctx)
+{
+    b->done = done;
+    b->ctx = ctx;
+    if (b->n == 0) {
+        finish(b, ERR_OK);
+        return;
+    }
+    sensors__writer_enqueue(b);
+}
+
+enum err_code sensors__writer_start(struct db *db, struct err *err)
+{
+    w.db = db;
+    w.conn = db_acquire(db);
+    w.watermark = NO_WATERMARK;
+    w.last_sweep = clock_now_s();
+    if (!grow_states())
+        return err_set(err, ERR_INTERNAL, "out of memory");
+    if (recover_rollups(err)) {
+        db_release(db, w.conn);
+        return err->code;
+    }
+    w.stopping = false;
+    if (pthread_create(&w.thread, NULL, writer_main, NULL) != 0) {
+        db_release(db, w.conn);
+        return err_set(err, ERR_INTERNAL, "cannot start the ingest writer thread");
+    }
+    w.running = true;
+    return ERR_OK;
+}
+
+void sensors__writer_stop(void)
+{
+    if (!w.running)
+        return;
+    pthread_mutex_lock(&w.lock);
+    w.stopping = true;
+    pthread_cond_broadcast(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(w.thread, NULL);
+    db_release(w.db, w.conn);
+    free(w.states);
+    free(w.undo);
+    w.states = w.undo = NULL;
+    w.slots = w.used = w.nundo = w.undo_cap = 0;
+    w.running = false;
+}
