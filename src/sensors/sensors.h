@@ -45,6 +45,15 @@ enum err_code sensors_station_delete(struct db_conn *c, const struct actor *a, c
 enum err_code sensors_station_rotate_token(struct db_conn *c, const struct actor *a,
                                            const char *code, json_t **out, struct err *err);
 
+/* Called after a station's device credentials change, on the writer of the change, after commit:
+ * `token` is the new plaintext device token on create and rotate, NULL when the station was
+ * deleted. The MQTT room uses it to keep the broker's accounts in step. One hook; set at start. */
+typedef void (*sensors_station_hook)(const char *code, const char *token, void *ctx);
+void sensors_set_station_hook(sensors_station_hook fn, void *ctx);
+/* Station codes, for reconciling outside systems (e.g. broker accounts). Caller frees with
+ * json_decref. */
+json_t *sensors_station_codes(void);
+
 /* ---- ingest ------------------------------------------------------------------------------ */
 struct ingest_batch;
 
@@ -56,7 +65,9 @@ struct ingest_result {
 };
 typedef void (*ingest_done_fn)(const struct ingest_result *res, void *ctx);
 
-/* Parses and checks a SenML pack sent by the device holding `device_token`. Records that fail
+/* Parses and checks a SenML pack sent by the device holding `device_token` (or, when
+ * `device_token` is NULL, by station `station_code` already authenticated elsewhere: the MQTT
+ * broker checks the device's credentials and topic). Records that fail
  * (unknown sensor, wrong unit, non-finite value, time out of window, another station) are
  * listed, not stored. ERR_UNAUTHENTICATED for an unknown token; ERR_INVALID for a pack that is
  * not SenML; ERR_TOO_BIG beyond max_records. On success *out is owned by the caller until

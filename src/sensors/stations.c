@@ -211,6 +211,31 @@ static void bind_thresholds(struct db_stmt *s, int first, const struct station_i
             db_bind_null(s, first + k);
 }
 
+static sensors_station_hook station_hook;
+static void *station_hook_ctx;
+
+void sensors_set_station_hook(sensors_station_hook fn, void *ctx)
+{
+    station_hook = fn;
+    station_hook_ctx = ctx;
+}
+
+static void notify(const char *code, const char *token)
+{
+    if (station_hook)
+        station_hook(code, token, station_hook_ctx);
+}
+
+json_t *sensors_station_codes(void)
+{
+    json_t *a = json_array();
+    sensors__registry_rdlock();
+    for (int i = 0; i < sensors__registry_count(); i++)
+        json_array_append_new(a, json_string(sensors__station_at(i)->code));
+    sensors__registry_unlock();
+    return a;
+}
+
 static enum err_code finish_write(struct db_conn *c, const struct actor *a, const char *action,
                                   const char *code, json_t *detail, struct err *err)
 {
@@ -276,6 +301,7 @@ enum err_code sensors_station_create(struct db_conn *c, const struct actor *a, j
                      json_pack("{s:s,s:s}", "kind", sensors__kind_name(s.kind), "opd", s.opd),
                      err))
         return err->code;
+    notify(s.code, token);
     if (sensors_station_get(c, s.code, true, out, NULL, err))
         return err->code;
     json_object_set_new(*out, "device_token", json_string(token));
@@ -448,7 +474,10 @@ enum err_code sensors_station_delete(struct db_conn *c, const struct actor *a, c
             if (db_run(s, err) == ERR_OK && i == 2 && db_changes(c) == 0)
                 err_set(err, ERR_NOT_FOUND, "no station with code '%s'", code);
         }
-    return finish_write(c, a, "station.delete", code, NULL, err);
+    if (finish_write(c, a, "station.delete", code, NULL, err))
+        return err->code;
+    notify(code, NULL);
+    return ERR_OK;
 }
 
 enum err_code sensors_station_rotate_token(struct db_conn *c, const struct actor *a,
@@ -469,6 +498,7 @@ enum err_code sensors_station_rotate_token(struct db_conn *c, const struct actor
     }
     if (finish_write(c, a, "station.rotate_token", code, NULL, err))
         return err->code;
+    notify(code, token);
     *out = json_pack("{s:s,s:s}", "code", code, "device_token", token);
     return ERR_OK;
 }
