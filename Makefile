@@ -4,7 +4,8 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson sqlite3 libsodium libmosquitto
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
+# Project flags live apart from CFLAGS so `make CFLAGS=...` (sanitizer builds) keeps them.
+BASE_CFLAGS := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -Werror=implicit-function-declaration -Werror=format-security \
            -Isrc -DSINERGI_VERSION='"$(VERSION)"' \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -26,17 +27,17 @@ sinergi: $(BUILD)/sinergi
 
 $(BUILD)/sinergi: $(LIB_OBJ) $(MAIN_OBJ)
 	@echo "  LINK $@"
-	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC   $<"
-	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LINK $@"
-	@$(CC) $(CFLAGS) -Itests -o $@ $^ $(LDLIBS)
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Itests -o $@ $^ $(LDLIBS)
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
 

@@ -123,6 +123,8 @@ class Daemon:
             self.proc.kill()
             rc = self.proc.wait()
         self.stderr.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
         self.proc = None
         with open(self.stderr_path) as f:
             self._check_sanitizer(f.read())
@@ -132,6 +134,8 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
         self.stderr.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
         self.proc = None
 
     def cleanup(self):
