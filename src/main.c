@@ -77,6 +77,10 @@ static enum err_code open_app(struct app *app, const struct config *cfg, int poo
     if (db_migrate(c, migrations, err) == ERR_OK && regions_count(c, &regions, err) == ERR_OK &&
         regions == 0)
         regions_import(c, cfg->data_dir, &imported, err);
+    int seeded = 0;
+    if (!err->code && cfg->seed_demo &&
+        sensors_seed_demo(c, cfg->data_dir, cfg->regency, &seeded, err) == ERR_OK && seeded)
+        log_info("event=demo_stations_seeded count=%d", seeded);
     db_release(app->db, c);
     if (err->code) {
         db_close(app->db);

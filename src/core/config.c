@@ -40,6 +40,7 @@ const struct config_setting config_settings[] = {
     INT(ingest_backfill_s, "2592000", 60, 31622400, "oldest reading accepted, in seconds before now (loggers backfill after outages)"),
     INT(ingest_clock_skew_s, "300", 0, 86400, "newest reading accepted, in seconds after now (device clock skew)"),
     INT(ingest_max_records, "10000", 1, 100000, "most SenML records in one ingest request"),
+    INT(seed_demo, "1", 0, 1, "on an empty database, create the DEMO stations of data/demo_stations.json"),
     INT(raw_retention_days, "0", 0, 36500, "delete raw readings older than this many days (rollups stay); 0 = keep"),
 };
 const size_t config_nsettings = sizeof config_settings / sizeof config_settings[0];

@@ -34,6 +34,7 @@ struct config {
     long ingest_clock_skew_s;
     long ingest_max_records;
     long raw_retention_days;
+    long seed_demo;
 };
 
 enum config_type { CONFIG_STR, CONFIG_INT };

@@ -171,7 +171,7 @@ void sse_shutdown(void)
     pthread_mutex_unlock(&lock);
     if (join)
         pthread_join(timer, NULL);
-    log_info("event=sse_shutdown streams=%d", atomic_load(&nstreams));
+    log_info("event=sse_shutdown streams_left=%d", atomic_load(&nstreams));
 }
 
 int sse__nstreams(void)

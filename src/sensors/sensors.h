@@ -54,6 +54,12 @@ void sensors_set_station_hook(sensors_station_hook fn, void *ctx);
  * json_decref. */
 json_t *sensors_station_codes(void);
 
+/* On a database without stations, creates the DEMO stations of data_dir/demo_stations.json that
+ * lie in `regency` (their device tokens are not kept: rotate one to use it). *count_out gets the
+ * number created; 0 when stations already exist. */
+enum err_code sensors_seed_demo(struct db_conn *c, const char *data_dir, const char *regency,
+                                int *count_out, struct err *err);
+
 /* ---- ingest ------------------------------------------------------------------------------ */
 struct ingest_batch;
 

@@ -502,3 +502,38 @@ enum err_code sensors_station_rotate_token(struct db_conn *c, const struct actor
     *out = json_pack("{s:s,s:s}", "code", code, "device_token", token);
     return ERR_OK;
 }
+
+enum err_code sensors_seed_demo(struct db_conn *c, const char *data_dir, const char *regency,
+                                int *count_out, struct err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    *count_out = 0;
+    if (db_prepare(c, &s, "SELECT COUNT(*) FROM stations", err) || db_step(s, &row, err))
+        return err->code;
+    int64_t existing = row ? db_col_int64(s, 0) : 0;
+    db_done(s);
+    if (existing > 0)
+        return ERR_OK;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/demo_stations.json", data_dir);
+    json_error_t je;
+    json_t *doc = json_load_file(path, 0, &je);
+    if (!doc)
+        return err_set(err, ERR_INVALID, "%s: %s", path, je.text);
+    size_t i;
+    json_t *st;
+    json_array_foreach(json_object_get(doc, "stations"), i, st)
+    {
+        const char *region = json_string_value(json_object_get(st, "region"));
+        if (!region || !regions_within(region, regency))
+            continue;
+        json_t *out;
+        if (sensors_station_create(c, NULL, st, &out, err))
+            break;
+        json_decref(out);
+        (*count_out)++;
+    }
+    json_decref(doc);
+    return err->code;
+}
