@@ -85,7 +85,12 @@ void http_resume(struct http_req *r);
 /* Extra response header; both strings are copied. */
 void http_add_header(struct http_req *r, const char *name, const char *value);
 
-/* ---- server ------------------------------------------------------------------------------ */
+/* ---- server ------------------------------------------------------------------------------
+ * Paths reach handlers already percent-decoded by libmicrohttpd (text holding %00 is left as
+ * it is, so it matches nothing). */
+/* Checks the listen setting (IPv4ADDR:PORT) without binding; for startup before side effects. */
+enum err_code http_check_listen(const char *listen, struct err *err);
+/* Binds the listen address and starts the worker threads. */
 enum err_code http_server_start(struct http_server **out, struct app *app, struct err *err);
 /* Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then stops. */
 void http_server_stop(struct http_server *s);

@@ -302,36 +302,6 @@ void http_reply_err(struct http_req *r, const struct err *e)
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static char *decode_segment(struct arena *a, const char *s, size_t n)
-{
-    char *out = arena_alloc(a, n + 1);
-    if (!out)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-            (l = hexval(s[i + 2])) >= 0) {
-            if (h == 0 && l == 0)
-                return NULL; /* no NUL inside a name */
-            out[j++] = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            out[j++] = s[i];
-        }
-    }
-    out[j] = 0;
-    return out;
-}
-
 /* Matches `path` against `pattern`, filling params. */
 static bool match(struct arena *a, const char *pattern, const char *path,
                   const char *params[HTTP_MAX_PARAMS])
@@ -346,7 +316,7 @@ static bool match(struct arena *a, const char *pattern, const char *path,
                 se = s + strlen(s);
             if (se == s || np >= HTTP_MAX_PARAMS)
                 return false;
-            if (params && !(params[np] = decode_segment(a, s, (size_t)(se - s))))
+            if (params && !(params[np] = arena_strndup(a, s, (size_t)(se - s))))
                 return false;
             np++;
             p = pe + 1;
@@ -680,6 +650,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
     log_warn("event=mhd detail=\"%s\"", msg);
+}
+
+static enum err_code parse_listen(const char *listen, struct sockaddr_in *sa, struct err *err);
+
+enum err_code http_check_listen(const char *listen, struct err *err)
+{
+    struct sockaddr_in sa;
+    return parse_listen(listen, &sa, err);
 }
 
 static enum err_code parse_listen(const char *listen, struct sockaddr_in *sa, struct err *err)
