@@ -15,7 +15,7 @@
 static const char reset_frame[] = "event: reset\ndata: {\"reason\":\"behind\"}\n\n";
 
 struct event {
-    uint64_t id; /* 0: slot never used */
+    uint64_t id;   /* 0: slot never used */
     uint32_t hash; /* of type and key: the coalescing index's key */
     bool coalesce;
     unsigned char type_len;
@@ -61,8 +61,7 @@ static size_t index_find(const struct event *ev, bool *found)
     size_t i = ev->hash & hub.index_mask;
     for (; hub.index[i]; i = (i + 1) & hub.index_mask) {
         const struct event *o = slot_of(hub.index[i]);
-        if (o->hash == ev->hash && strcmp(o->type, ev->type) == 0 &&
-            strcmp(o->key, ev->key) == 0) {
+        if (o->hash == ev->hash && strcmp(o->type, ev->type) == 0 && strcmp(o->key, ev->key) == 0) {
             *found = true;
             return i;
         }
@@ -146,8 +145,8 @@ uint64_t events_last_id(void)
     return atomic_load(&hub.last);
 }
 
-static bool publish_args_ok(const char *type, const char *key, const char *kind,
-                            const char *json, size_t len)
+static bool publish_args_ok(const char *type, const char *key, const char *kind, const char *json,
+                            size_t len)
 {
     const char *why = NULL;
     if (strlen(type) >= EVENTS_TYPE_MAX || !*type)

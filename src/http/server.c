@@ -616,7 +616,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     uint64_t dur = clock_mono_ns() - r->t0;
     unsigned status = r->responded ? r->status : 0;
-    http_metrics_observe(r->route_index, status, dur);
+    /* A stream's duration is how long someone watched, not how fast we answered: counted, but
+     * kept out of the latency histogram. */
+    bool streamed = r->route && r->route->fn == sse_http_stream;
+    http_metrics_observe(r->route_index, status, streamed ? 0 : dur);
     /* Route pattern, never the raw path or query: they can carry personal data. */
     log_info("req=%s event=http method=%s route=%s status=%u ms=%.3f%s", r->id, r->method,
              r->route ? r->route->pattern : "-", status, (double)dur / 1e6,

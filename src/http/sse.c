@@ -1,8 +1,9 @@
 /* sse: the live event stream. Each stream is a libmicrohttpd callback response reading the
  * events hub from its own cursor. With nothing to send it suspends its connection and waits on
- * the waiting list, so no worker thread is held; the hub's waker (after a publish) and the
- * heartbeat timer resume it. Every transition of a stream between running and waiting happens
- * under `lock`, so a connection is resumed only after it was suspended, exactly once. */
+ * the waiting list, so no worker thread is held; a timer thread resumes it when the hub's
+ * waker reports a publish (batched) or when its heartbeat is due. Every transition of a stream
+ * between running and waiting happens under `lock`, so a connection is resumed only after it
+ * was suspended, and exactly once. */
 #define _GNU_SOURCE
 #include "http/sse.h"
 
@@ -39,14 +40,14 @@ struct stream {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t tick;          /* wakes the timer; CLOCK_MONOTONIC */
-static struct stream *waiting;       /* suspended streams */
-static bool started;                 /* timer running, waker set */
+static pthread_cond_t tick;    /* wakes the timer; CLOCK_MONOTONIC */
+static struct stream *waiting; /* suspended streams */
+static bool started;           /* timer running, waker set */
 static pthread_t timer;
-static uint64_t last_resume_ns;      /* when a publish last resumed the waiting streams */
-static bool wake_pending;            /* a publish within SSE_BATCH_MS of that: the timer resumes */
-static uint64_t timer_due_ns;        /* when the timer looks next */
-static _Atomic uint64_t wake_gen;    /* bumped by every publish, under `lock` */
+static uint64_t last_resume_ns;   /* when the timer last resumed streams for a publish */
+static bool wake_pending;         /* published since: the timer resumes the waiting streams */
+static uint64_t timer_due_ns;     /* when the timer looks next */
+static _Atomic uint64_t wake_gen; /* bumped by every publish, under `lock` */
 static atomic_bool stopping;
 static atomic_int nstreams;
 
@@ -88,23 +89,18 @@ static void resume_all(void)
 }
 
 /* ---- waker and heartbeat timer ----------------------------------------------------------- */
-/* The hub's waker, on the publisher's thread. Resumes at most every SSE_BATCH_MS, so a burst of
- * publishes costs each stream one wake-up and the readers, a little behind, get coalesced
- * events; the first publish after a quiet spell is delivered at once. */
+/* The hub's waker, on the publisher's thread: O(1) whatever the number of streams. The timer
+ * thread does the resuming, at most every SSE_BATCH_MS, so a burst of publishes costs each
+ * stream one wake-up and readers, a little behind, get coalesced events; the first publish after
+ * a quiet spell is handed over at once. */
 static void wake(void *ctx)
 {
     (void)ctx;
     pthread_mutex_lock(&lock);
-    atomic_fetch_add(&wake_gen, 1);
-    if (waiting) {
-        uint64_t now = clock_mono_ns();
-        if (now - last_resume_ns >= BATCH_NS) {
-            last_resume_ns = now;
-            resume_all();
-        } else if (!wake_pending) {
-            wake_pending = true;
-            pthread_cond_signal(&tick);
-        }
+    atomic_fetch_add(&wake_gen, 1); /* running streams read again instead of suspending */
+    if (waiting && !wake_pending) {
+        wake_pending = true;
+        pthread_cond_signal(&tick);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -254,7 +250,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         s->hello_sent = true;
         return emit(s, buf, max, hello_frame, sizeof hello_frame - 1);
     }
-    for (;;) {
+    for (int tries = 1;; tries++) {
         uint64_t gen = atomic_load(&wake_gen); /* before reading: a publish after bumps it */
         ssize_t n = read_events(s, buf, max);
         if (n != 0)
@@ -266,13 +262,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             pthread_mutex_unlock(&lock);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
-        if (atomic_load(&wake_gen) != gen) { /* published while we read: read again */
+        bool missed = atomic_load(&wake_gen) != gen; /* published while we read */
+        if (missed && tries < 4) {
             pthread_mutex_unlock(&lock);
             continue;
         }
         wait_push(s);
         MHD_suspend_connection(s->conn); /* allowed from the content reader */
-        if (s->next_ping_ns < timer_due_ns)
+        if (missed) /* a storm of events this stream skips: come back with the next batch */
+            wake_pending = true;
+        if (missed || s->next_ping_ns < timer_due_ns)
             pthread_cond_signal(&tick);
         pthread_mutex_unlock(&lock);
         return 0;
@@ -321,8 +320,8 @@ struct MHD_Response *sse__response_new(struct MHD_Connection *conn, const struct
 
 /* ---- the route --------------------------------------------------------------------------- */
 /* "a,b,c" into `n` rows of `width` bytes; `what` names the query parameter in the error. */
-static enum err_code parse_list(const char *v, const char *what, char *rows, size_t width,
-                                int *n, struct err *err)
+static enum err_code parse_list(const char *v, const char *what, char *rows, size_t width, int *n,
+                                struct err *err)
 {
     *n = 0;
     if (!v)

@@ -1,6 +1,6 @@
 /* sse: GET /api/v1/events, the live event stream (Server-Sent Events) over the events hub.
  * A stream with nothing to send suspends its connection instead of holding a worker thread;
- * the hub's waker and a heartbeat timer resume it. */
+ * a timer thread resumes it after a publish (batched, SSE_BATCH_MS) or for its heartbeat. */
 #ifndef SINERGI_SSE_H
 #define SINERGI_SSE_H
 
