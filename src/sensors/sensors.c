@@ -53,6 +53,12 @@ const struct db_migration sensors_migrations[] = {
      "  vsum REAL NOT NULL,"
      "  PRIMARY KEY (sensor_id, step, bucket)) WITHOUT ROWID;"
      "CREATE TABLE sensors_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"},
+    /* Sensor ids are never reused (stations.c next_sensor_id): the writer's QC history and open
+     * rollups and the latest values are kept by sensor id, and SQLite would hand a deleted
+     * sensor's id (the largest rowid) to the next sensor created. */
+    {21, "sensors: sensor ids are never reused",
+     "INSERT INTO sensors_meta (key, value) SELECT 'sensor_id_last', COALESCE(MAX(id), 0) "
+     "FROM sensors;"},
     {0, NULL, NULL},
 };
 
@@ -61,27 +67,13 @@ static enum err_code load_latest(struct db_conn *c, struct err *err)
     struct db_stmt *s;
     bool row;
     if (db_prepare(c, &s,
-                   "SELECT s.id, (SELECT r.t FROM readings r WHERE r.sensor_id = s.id ORDER BY r.t "
-                   "DESC LIMIT 1) FROM sensors s",
+                   "SELECT s.id, r.t, r.v, r.qc FROM sensors s JOIN readings r ON r.sensor_id = "
+                   "s.id AND r.t = (SELECT MAX(t) FROM readings m WHERE m.sensor_id = s.id)",
                    err))
         return err->code;
-    int64_t ids[4096];
-    int n = 0;
-    while (n < 4096 && db_step(s, &row, err) == ERR_OK && row)
-        if (!db_col_is_null(s, 1))
-            ids[n++] = db_col_int64(s, 0);
-    db_done(s);
-    for (int i = 0; i < n && !err->code; i++) {
-        if (db_prepare(c, &s, "SELECT t, v, qc FROM readings WHERE sensor_id = ? ORDER BY t DESC "
-                              "LIMIT 1",
-                       err))
-            break;
-        db_bind_int64(s, 1, ids[i]);
-        if (db_step(s, &row, err) == ERR_OK && row)
-            sensors__latest_note(ids[i], db_col_int64(s, 0), db_col_double(s, 1),
-                                 (int)db_col_int64(s, 2));
-        db_done(s);
-    }
+    while (db_step(s, &row, err) == ERR_OK && row)
+        sensors__latest_note(db_col_int64(s, 0), db_col_int64(s, 1), db_col_double(s, 2),
+                             (int)db_col_int64(s, 3));
     return err->code;
 }
 

@@ -107,6 +107,7 @@ struct reading {
     char sensor[SENSOR_NAME_MAX + 1];
     int qc;      /* set by the writer: enum qc_flag, 0 when not stored (duplicate) */
     int failed;  /* set by the writer: enum qc_test bits */
+    int index;   /* record index in the pack: keeps the order sent among equal times */
 };
 
 /* One device's pack on its way to the writer: readings of one station. */

@@ -85,10 +85,12 @@ static enum err_code parse_thresholds(json_t *in, struct station_in *s, struct e
     static const char *const allowed[] = {"waspada", "siaga", "awas", NULL};
     if (jsonv_only(t, allowed, err))
         return err->code;
-    for (int i = 0; i < 3; i++)
-        if (jsonv_num(t, names[i], -100, 1000, true, &s->th[i], NULL, err))
+    for (int i = 0; i < 3; i++) {
+        struct err e = ERR_INIT; /* jsonv's message would name 'awas', not 'thresholds.awas' */
+        if (jsonv_num(t, names[i], -100, 1000, true, &s->th[i], NULL, &e))
             return err_set(err, ERR_INVALID, "field 'thresholds.%s' must be a level in metres",
                            names[i]);
+    }
     if (!(s->th[0] < s->th[1] && s->th[1] < s->th[2]))
         return err_set(err, ERR_INVALID,
                        "thresholds must rise: waspada < siaga < awas (Siaga 3 < 2 < 1)");
@@ -155,21 +157,43 @@ static enum err_code check_opd(struct db_conn *c, const char *opd, struct err *e
     return err_set(err, e.code, "%s", e.msg);
 }
 
+/* A new sensor must not inherit a deleted one's latest value, QC history or open rollups, which
+ * are kept by sensor id: ids come from a counter that only grows (migration 21). */
+static enum err_code next_sensor_id(struct db_conn *c, int64_t *out, struct err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    if (db_prepare(c, &s,
+                   "UPDATE sensors_meta SET value = value + 1 WHERE key = 'sensor_id_last' "
+                   "RETURNING value",
+                   err) ||
+        db_step(s, &row, err))
+        return err->code;
+    if (row)
+        *out = db_col_int64(s, 0);
+    db_done(s);
+    return row ? ERR_OK : err_set(err, ERR_INTERNAL, "the sensor id counter is missing");
+}
+
 static enum err_code insert_sensor(struct db_conn *c, int64_t station_id, const char *name,
                                    const char *unit, struct err *err)
 {
     struct db_stmt *s;
+    int64_t id = 0;
     if (check_code("sensors.name", name, SENSOR_NAME_MAX, err))
         return err->code;
     if (!sensors__unit_known(unit))
         return err_set(err, ERR_INVALID, "sensor '%s': unit '%s' is not a SenML unit (m, mm, Cel, "
                                          "%%RH, ...)",
                        name, unit);
-    if (db_prepare(c, &s, "INSERT INTO sensors (station_id, name, unit) VALUES (?, ?, ?)", err))
+    if (next_sensor_id(c, &id, err) ||
+        db_prepare(c, &s, "INSERT INTO sensors (id, station_id, name, unit) VALUES (?, ?, ?, ?)",
+                   err))
         return err->code;
-    db_bind_int64(s, 1, station_id);
-    db_bind_text(s, 2, name);
-    db_bind_text(s, 3, unit);
+    db_bind_int64(s, 1, id);
+    db_bind_int64(s, 2, station_id);
+    db_bind_text(s, 3, name);
+    db_bind_text(s, 4, unit);
     if (db_run(s, err) == ERR_CONFLICT) {
         err_clear(err);
         err_set(err, ERR_INVALID, "sensor name '%s' is given twice", name);

@@ -90,8 +90,8 @@ static void load_history(struct sstate *s, const struct qc_limits *l, struct err
     double v[16];
     int64_t t[16];
     int n = 0;
-    if (db_prepare(w.conn, &st, "SELECT t, v FROM readings WHERE sensor_id = ? ORDER BY t DESC "
-                                "LIMIT 16",
+    if (db_prepare(w.conn, &st, "SELECT t, v FROM readings WHERE sensor_id = ? AND qc <> 4 "
+                                "ORDER BY t DESC LIMIT 16",
                    err))
         return;
     db_bind_int64(st, 1, s->sensor_id);
@@ -340,7 +340,8 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
     b->inserted++;
     r->qc = flag;
     r->failed = failed;
-    sensors__qc_push(&s->h, r->t_ms, r->v, r->limits);
+    if (flag != QC_BAD) /* a bad reading is no reference for judging the next one */
+        sensors__qc_push(&s->h, r->t_ms, r->v, r->limits);
     return rollup_add(s, r->t_ms, r->v, flag == QC_BAD, err);
 }
 
