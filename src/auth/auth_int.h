@@ -18,6 +18,9 @@ int64_t auth__throttle_wait(const char *kind, const char *key, int64_t max, int6
 void auth__throttle_fail(const char *kind, const char *key, int64_t now);
 void auth__throttle_clear(const char *kind, const char *key);
 
+/* Empties the cache of resolved sessions; call after any revocation commits. */
+void auth__sessions_changed(void);
+
 /* Validation shared by users and OPDs. */
 enum err_code auth__check_name(const char *field, const char *v, size_t min, size_t max,
                                struct err *err);

@@ -222,6 +222,7 @@ enum err_code auth_user_update(struct db_conn *c, const struct actor *a, const c
         return err->code;
     }
     json_decref(detail);
+    auth__sessions_changed();
     return ERR_OK;
 }
 
@@ -252,5 +253,6 @@ enum err_code auth_user_delete(struct db_conn *c, const struct actor *a, const c
         db_rollback(c);
         return err->code;
     }
+    auth__sessions_changed();
     return ERR_OK;
 }

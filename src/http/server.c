@@ -310,12 +310,17 @@ static bool match(struct arena *a, const char *pattern, const char *path,
     int np = 0;
     while (*p && *s) {
         if (*p == '{') {
+            /* {x} takes the rest of the segment, less a literal suffix the pattern gives
+             * within the segment ("{id}.xml") */
             const char *pe = strchr(p, '}');
-            const char *se = strchr(s, '/');
+            const char *se = strchr(s, '/'), *suffix_end = strchr(pe + 1, '/');
             if (!se)
                 se = s + strlen(s);
-            if (se == s || np >= HTTP_MAX_PARAMS)
+            size_t suffix = suffix_end ? (size_t)(suffix_end - pe - 1) : strlen(pe + 1);
+            if ((size_t)(se - s) <= suffix || np >= HTTP_MAX_PARAMS ||
+                strncmp(se - suffix, pe + 1, suffix) != 0)
                 return false;
+            se -= suffix;
             if (params && !(params[np] = arena_strndup(a, s, (size_t)(se - s))))
                 return false;
             np++;
@@ -398,7 +403,9 @@ static enum err_code authorize(struct http_req *r, struct err *err)
 {
     const struct access *ac = &r->route->access;
     bool via_cookie;
-    const char *token = ac->roles & ACCESS_DEVICE ? NULL : session_token(r, &via_cookie);
+    /* public and device routes never look at a session: a browser's cookie costs nothing there */
+    const char *token = ac->roles & (ACCESS_DEVICE | ACCESS_PUBLIC) ? NULL
+                                                                    : session_token(r, &via_cookie);
     if (token) {
         struct err e = ERR_INIT;
         if (auth_session_resolve(http_db(r), token, &r->who, &e) == ERR_OK) {
