@@ -1,7 +1,7 @@
 # sinergi — smart-regency platform. `make` builds ./sinergi; `make run` and `make test` are the
 # two commands of the README.
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libmosquitto
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libmosquitto libxml-2.0 libcurl
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS  ?= -O2 -g
 # Project flags live apart from CFLAGS so `make CFLAGS=...` (sanitizer builds) keeps them.
@@ -13,7 +13,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
 BUILD   ?= build/release
 
 SRC      := $(wildcard src/core/*.c src/db/*.c src/http/*.c src/auth/*.c src/regions/*.c \
-              src/sensors/*.c src/events/*.c)
+              src/sensors/*.c src/events/*.c src/mqtt/*.c src/sim/*.c \
+              src/ews/*.c src/notify/*.c src/cap/*.c)
 LIB_OBJ  := $(SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
@@ -42,10 +43,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
 
 # ---- the two commands --------------------------------------------------------------------
+# The MQTT broker of this instance: var/mosquitto, 127.0.0.1:$(MQTT_PORT) (stop it with
+# `scripts/mqtt-broker.sh stop var/mosquitto`). `./sinergi simulate --speed 60` feeds it.
+MQTT_PORT ?= 18830
 run: deps
 	$(MAKE) sinergi
 	./sinergi migrate
-	./sinergi serve
+	scripts/mqtt-broker.sh start var/mosquitto $(MQTT_PORT)
+	./sinergi serve --mqtt-enabled 1 --mqtt-port $(MQTT_PORT)
 
 test: deps
 	$(MAKE) test-release

@@ -4,8 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libsodium-dev libcsv-dev
-libmosquitto-dev mosquitto mosquitto-clients
-python3 python3-paho-mqtt libxml2-utils curl wrk nginx-light"
+libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev
+python3 python3-paho-mqtt libxml2-dev libxml2-utils curl wrk nginx-light"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -16,13 +16,18 @@
 #include "core/log.h"
 #include "db/db.h"
 #include "events/events.h"
+#include "ews/ews.h"
 #include "http/http.h"
+#include "mqtt/mqtt.h"
+#include "notify/notify.h"
 #include "regions/regions.h"
 #include "sensors/sensors.h"
+#include "sim/sim.h"
 #include "core/banned.h"
 
 static const struct db_migration *const migrations[] = {auth_migrations, regions_migrations,
-                                                        sensors_migrations, NULL};
+                                                        sensors_migrations, ews_migrations,
+                                                        notify_migrations, NULL};
 
 static int usage(FILE *f)
 {
@@ -32,7 +37,10 @@ static int usage(FILE *f)
                "  migrate                                 create or upgrade the database, load regions\n"
                "  user add USERNAME --role ROLE --opd OPD  add a user; password read from stdin\n"
                "  user passwd USERNAME                    set a password read from stdin\n"
-               "  audit verify                            check the audit log's hash chain\n\n");
+               "  audit verify                            check the audit log's hash chain\n"
+               "  simulate [--speed N] [--duration S] [--qos 0|1] [--seed N]\n"
+               "                                          publish demo stations' readings over MQTT,\n"
+               "                                          N times faster than real time, for S seconds\n\n");
     config_print_help(f);
     return f == stderr ? 2 : 0;
 }
@@ -98,12 +106,38 @@ static enum err_code read_password(char *out, size_t n, struct err *err)
     return auth_password_check(out, err);
 }
 
+static struct mqtt_settings mqtt_settings_of(const struct config *cfg)
+{
+    struct mqtt_settings m = {.host = cfg->mqtt_host,
+                              .port = (int)cfg->mqtt_port,
+                              .username = cfg->mqtt_username,
+                              .password_file = cfg->mqtt_password_file,
+                              .spool_dir = cfg->mqtt_spool_dir,
+                              .spool_fsync_ms = (int)cfg->mqtt_spool_fsync_ms};
+    return m;
+}
+
+static struct notify_settings notify_settings_of(const struct config *cfg)
+{
+    struct notify_settings n = {.timeout_ms = cfg->notify_timeout_ms,
+                                .backoff_min_ms = cfg->notify_backoff_min_ms,
+                                .backoff_max_s = cfg->notify_backoff_max_s};
+    if (cfg->mqtt_enabled) { /* sirens: MQTT notifications go to the broker ingest uses */
+        n.mqtt_host = cfg->mqtt_host;
+        n.mqtt_port = (int)cfg->mqtt_port;
+        n.mqtt_username = cfg->mqtt_username;
+        n.mqtt_password_file = cfg->mqtt_password_file;
+    }
+    return n;
+}
+
 static int cmd_serve(struct config *cfg)
 {
     struct err err = ERR_INIT;
     struct app app;
     long threads = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (open_app(&app, cfg, (int)threads + 4, &err))
+    /* before anything is created: a typo must not use up the one-time admin password */
+    if (http_check_listen(cfg->listen, &err) || open_app(&app, cfg, (int)threads + 4, &err))
         return fail(&err);
     struct db_conn *c = db_acquire(app.db);
     json_t *probe = NULL;
@@ -142,13 +176,38 @@ static int cmd_serve(struct config *cfg)
     events_init(16384); /* live events held for Last-Event-ID resume; before any publisher */
     struct sensors_settings ss = {cfg->ingest_backfill_s, cfg->ingest_clock_skew_s,
                                   cfg->raw_retention_days, cfg->ingest_max_records};
-    if (sensors_start(app.db, &ss, &err)) {
+    struct ews_settings es = {cfg->ews_escalate_after_s, cfg->ews_escalate_max,
+                              cfg->ews_live_window_s};
+    struct notify_settings ns = notify_settings_of(cfg);
+    /* the outbox deliverers before the rule engine, which queues notifications from its start;
+     * what an earlier run left in the outbox is delivered from here on */
+    if (notify_start(app.db, &ns, &err)) {
+        db_close(app.db);
+        return fail(&err);
+    }
+    struct ews_notifier en = {notify_enqueue, notify_kick};
+    ews_set_notifier(&en);
+    /* the rule engine watches the ingest writer: registered before the writer starts */
+    if (ews_start(app.db, &es, &err) || sensors_start(app.db, &ss, &err)) {
+        ews_stop();
+        notify_stop();
+        db_close(app.db);
+        return fail(&err);
+    }
+    struct mqtt_settings ms = mqtt_settings_of(cfg);
+    if (cfg->mqtt_enabled && mqtt_start(&ms, &err)) { /* replays the spool before serving */
+        sensors_stop();
+        ews_stop();
+        notify_stop();
         db_close(app.db);
         return fail(&err);
     }
     struct http_server *srv;
     if (http_server_start(&srv, &app, &err)) {
+        mqtt_stop();
         sensors_stop();
+        ews_stop();
+        notify_stop();
         db_close(app.db);
         return fail(&err);
     }
@@ -158,7 +217,10 @@ static int cmd_serve(struct config *cfg)
     sigwait(&set, &sig);
     log_info("event=shutdown signal=%s", sig == SIGTERM ? "TERM" : "INT");
     http_server_stop(srv); /* in-flight ingest completes: the writer is still running */
+    mqtt_stop();           /* after HTTP (no station hook runs), before the writer stops */
     sensors_stop();        /* drains the queue, flushes open rollups */
+    ews_stop();            /* after the writer: it calls the engine */
+    notify_stop();         /* after the last enqueuer; what is in flight is sent at next start */
     events_shutdown();     /* after the last publisher */
     db_close(app.db);
     return 0;
@@ -242,9 +304,60 @@ static int cmd_audit(struct config *cfg, const struct config_args *args)
     return 0;
 }
 
+static volatile sig_atomic_t sim_stop;
+
+static void on_sim_signal(int sig)
+{
+    (void)sig;
+    sim_stop = 1;
+}
+
+/* A number flag of `simulate` within [lo, hi]; `def` when absent. */
+static enum err_code number_flag(const char *name, const char *v, double def, double lo, double hi,
+                                 double *out, struct err *err)
+{
+    char *end;
+    *out = v ? strtod(v, &end) : def;
+    if (v && (end == v || *end || !(*out >= lo && *out <= hi)))
+        return err_set(err, ERR_INVALID, "--%s must be a number from %g to %g", name, lo, hi);
+    return ERR_OK;
+}
+
+static int cmd_simulate(struct config *cfg, const struct config_args *args)
+{
+    struct err err = ERR_INIT;
+    struct app app;
+    struct sim_options o = {0};
+    double qos, seed;
+    if (number_flag("speed", args->extra_value[3], 1, 1, 1e6, &o.speed, &err) ||
+        number_flag("duration", args->extra_value[4], 0, 0, 1e9, &o.duration_s, &err) ||
+        number_flag("qos", args->extra_value[5], 1, 0, 1, &qos, &err) ||
+        number_flag("seed", args->extra_value[6], 1, 0, 4e9, &seed, &err))
+        return fail(&err);
+    o.qos = (int)qos;
+    o.seed = (uint64_t)seed;
+    struct sigaction sa = {.sa_handler = on_sim_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (open_app(&app, cfg, 2, &err))
+        return fail(&err);
+    /* No sensors_start: a serving daemon may own the database; rotation needs only the
+     * registry, and the account keeper tells the broker the new device passwords. */
+    struct mqtt_settings ms = mqtt_settings_of(cfg);
+    if (mqtt_accounts_start(&ms, &err) == ERR_OK) {
+        sim_run(app.db, &ms, &o, &sim_stop, &err);
+        mqtt_accounts_stop();
+    }
+    sensors_stop();
+    db_close(app.db);
+    return err.code ? fail(&err) : 0;
+}
+
 int main(int argc, char **argv)
 {
-    static const char *const extra[] = {"role", "opd", "display-name", NULL};
+    static const char *const extra[] = {"role",     "opd", "display-name", "speed",
+                                        "duration", "qos", "seed",         NULL};
     struct config cfg;
     struct config_args args;
     struct err err = ERR_INIT;
@@ -267,6 +380,8 @@ int main(int argc, char **argv)
         return cmd_user(&cfg, &args);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(&cfg, &args);
+    if (strcmp(cmd, "simulate") == 0)
+        return cmd_simulate(&cfg, &args);
     if (strcmp(cmd, "help") == 0)
         return usage(stdout);
     fprintf(stderr, "sinergi: unknown command '%s'\n", cmd);

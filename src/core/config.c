@@ -40,8 +40,21 @@ const struct config_setting config_settings[] = {
     INT(ingest_backfill_s, "2592000", 60, 31622400, "oldest reading accepted, in seconds before now (loggers backfill after outages)"),
     INT(ingest_clock_skew_s, "300", 0, 86400, "newest reading accepted, in seconds after now (device clock skew)"),
     INT(ingest_max_records, "10000", 1, 100000, "most SenML records in one ingest request"),
+    INT(ews_escalate_after_s, "900", 1, 86400, "an active alert nobody acknowledges escalates to the next contact tier after this, in seconds"),
+    INT(ews_escalate_max, "2", 0, 9, "escalation tiers (webhooks of tier 1..N)"),
+    INT(ews_live_window_s, "3600", 60, 31622400, "rule decisions from readings older than this are backfill: recorded, not sent to the public"),
     INT(seed_demo, "1", 0, 1, "on an empty database, create the DEMO stations of data/demo_stations.json"),
     INT(raw_retention_days, "0", 0, 36500, "delete raw readings older than this many days (rollups stay); 0 = keep"),
+    INT(mqtt_enabled, "0", 0, 1, "1 = ingest over MQTT from the Mosquitto broker and keep its device accounts in step with stations"),
+    STR(mqtt_host, "127.0.0.1", "address of the Mosquitto broker"),
+    INT(mqtt_port, "18830", 1, 65535, "port of the Mosquitto broker (scripts/mqtt-broker.sh start DIR PORT)"),
+    STR(mqtt_username, "sinergi.admin", "the broker's dynamic-security admin account"),
+    STR(mqtt_password_file, "var/mosquitto/admin.pw", "file holding that admin's password (written by scripts/mqtt-broker.sh)"),
+    STR(mqtt_spool_dir, "var/mqtt-spool", "directory of MQTT messages received and not yet committed (replayed after a crash)"),
+    INT(mqtt_spool_fsync_ms, "1000", 0, 60000, "fdatasync the MQTT spool this often, in ms (power-loss window); 0 = after every message"),
+    INT(notify_timeout_ms, "10000", 100, 600000, "one notification attempt (webhook response, broker PUBACK) fails after this, in ms"),
+    INT(notify_backoff_min_ms, "1000", 10, 600000, "first retry of a failed notification after this, in ms; doubled per failure"),
+    INT(notify_backoff_max_s, "300", 1, 86400, "longest wait between retries of a failed notification, in seconds"),
 };
 const size_t config_nsettings = sizeof config_settings / sizeof config_settings[0];
 

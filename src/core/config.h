@@ -35,6 +35,19 @@ struct config {
     long ingest_max_records;
     long raw_retention_days;
     long seed_demo;
+    long ews_escalate_after_s;
+    long ews_escalate_max;
+    long ews_live_window_s;
+    long mqtt_enabled;
+    char mqtt_host[256];
+    long mqtt_port;
+    char mqtt_username[128];
+    char mqtt_password_file[512];
+    char mqtt_spool_dir[512];
+    long mqtt_spool_fsync_ms;
+    long notify_timeout_ms;
+    long notify_backoff_min_ms;
+    long notify_backoff_max_s;
 };
 
 enum config_type { CONFIG_STR, CONFIG_INT };

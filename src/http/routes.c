@@ -1,10 +1,13 @@
 /* routes: the whole API and who may call each route, in one table. A route without an access
  * rule stops the server at start (http_server_start), and tests/api/test_access.py fails. */
 #include "auth/auth_http.h"
+#include "cap/cap_http.h"
 #include "http/http.h"
 #include "http/ops_http.h"
 #include "http/sse.h"
+#include "notify/notify_http.h"
 #include "regions/regions_http.h"
+#include "ews/ews_http.h"
 #include "sensors/sensors_http.h"
 #include "core/banned.h"
 
@@ -14,6 +17,8 @@
 #define DEVICE {ACCESS_DEVICE, 0}
 /* Admins, and staff for their own OPD's objects. */
 #define OWN_OPD_WRITE {ROLE_ADMIN | ROLE_STAFF, ROLE_STAFF}
+/* People on duty: admins and operators on every object, staff on their own OPD's. */
+#define ON_DUTY {ROLE_ADMIN | ROLE_OPERATOR | ROLE_STAFF, ROLE_STAFF}
 
 const struct route http_routes[] = {
     /* operations */
@@ -59,6 +64,23 @@ const struct route http_routes[] = {
     {"GET", "/api/v1/stations/{code}/readings", sensors_http_readings, SIGNED_IN, NULL, 0},
     {"GET", "/api/v1/public/stations", sensors_http_public_list, PUBLIC, NULL, 0},
     {"POST", "/api/v1/ingest", sensors_http_ingest, DEVICE, "application/senml+json", 4u << 20},
+
+    /* early warning: everyone signed in sees alerts; people on duty act on them */
+    {"GET", "/api/v1/alerts", ews_http_alert_list, SIGNED_IN, NULL, 0},
+    {"GET", "/api/v1/alerts/{id}", ews_http_alert_get, SIGNED_IN, NULL, 0},
+    {"POST", "/api/v1/alerts/{id}/ack", ews_http_alert_ack, ON_DUTY, NULL, 0},
+    {"POST", "/api/v1/alerts/{id}/shelve", ews_http_alert_shelve, ON_DUTY, NULL, 0},
+    {"GET", "/api/v1/stations/{code}/rules", ews_http_rules_get, SIGNED_IN, NULL, 0},
+    {"PUT", "/api/v1/stations/{code}/rules/{rule}", ews_http_rule_update, OWN_OPD_WRITE, NULL, 0},
+
+    /* public warnings (CAP 1.2, Atom): for everyone, as sirens and aggregators read them */
+    {"GET", "/cap/alerts.atom", cap_http_feed, PUBLIC, NULL, 0},
+    {"GET", "/cap/alerts/{id}.xml", cap_http_alert, PUBLIC, NULL, 0},
+
+    /* notification targets: their URLs and secrets are the platform's to manage */
+    {"GET", "/api/v1/webhooks", notify_http_webhook_list, ADMIN, NULL, 0},
+    {"POST", "/api/v1/webhooks", notify_http_webhook_create, ADMIN, NULL, 16384},
+    {"DELETE", "/api/v1/webhooks/{id}", notify_http_webhook_delete, ADMIN, NULL, 0},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -3,6 +3,7 @@
  * reading arrives, so many dashboards polling every second cost one render. A station that
  * missed two reporting intervals is "unknown" and shows no current value. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,4 +258,28 @@ void sensors__latest_free(void)
     L.state_code = NULL;
     L.state_stale = NULL;
     L.nstates = 0;
+}
+
+bool sensors_station_info(const char *code, struct sensors_station_info *out)
+{
+    sensors__registry_rdlock();
+    const struct station_def *st = sensors__station_by_code(code, strlen(code));
+    if (st) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->code, sizeof out->code, "%s", st->code);
+        snprintf(out->name, sizeof out->name, "%s", st->name);
+        snprintf(out->kind, sizeof out->kind, "%s", sensors__kind_name(st->kind));
+        snprintf(out->opd, sizeof out->opd, "%s", st->opd);
+        snprintf(out->region, sizeof out->region, "%s", st->region);
+        snprintf(out->river, sizeof out->river, "%s", st->river);
+        out->lat = st->lat;
+        out->lon = st->lon;
+        out->interval_s = st->interval_s;
+        out->has_thresholds = st->has_thresholds;
+        out->demo = st->demo;
+        memcpy(out->thresholds, st->th, sizeof out->thresholds);
+        out->newest_ms = station_newest(st);
+    }
+    sensors__registry_unlock();
+    return st != NULL;
 }

@@ -89,6 +89,40 @@ void ingest_batch_free(struct ingest_batch *b);
 /* Accepted readings in a prepared batch. */
 int ingest_batch_count(const struct ingest_batch *b);
 
+/* ---- observers of stored readings (the early warning) ------------------------------------ */
+struct sensors_reading_info {
+    const char *station, *kind, *sensor;
+    int64_t t_ms;
+    double v;
+    int qc;     /* 1 good, 3 suspect, 4 bad */
+    int failed; /* QC tests failed: 1 range, 2 spike, 4 rate, 8 flat, 16 gap */
+};
+/* Runs on the writer thread. `reading` is called for each reading stored, inside the writer's
+ * transaction and with its connection; an error rolls the whole group commit back. `committed`
+ * or `rolled_back` follows each transaction; `tick` runs about once a second (outside any
+ * transaction: it may open its own). */
+struct sensors_observer {
+    enum err_code (*reading)(struct db_conn *c, const struct sensors_reading_info *r, void *ctx,
+                             struct err *err);
+    void (*committed)(void *ctx);
+    void (*rolled_back)(void *ctx);
+    void (*tick)(struct db_conn *c, int64_t now_s, void *ctx);
+    void *ctx;
+};
+/* Set before sensors_start, or NULL to remove; not thread-safe against a running writer. */
+void sensors_set_observer(const struct sensors_observer *o);
+
+/* What other rooms may know of a station, copied out of the registry. */
+struct sensors_station_info {
+    char code[33], name[128], kind[24], opd[AUTH_OPD_MAX + 1], region[24], river[64];
+    double lat, lon;
+    int interval_s;
+    bool has_thresholds, demo;
+    double thresholds[3]; /* waspada, siaga, awas (m) */
+    int64_t newest_ms;    /* newest reading of any sensor, 0 when none */
+};
+bool sensors_station_info(const char *code, struct sensors_station_info *out);
+
 /* ---- queries ----------------------------------------------------------------------------- */
 /* `step`: 0 = raw, 600 or 3600 = rollups, -1 = choose from the range. Times in seconds. */
 enum err_code sensors_readings(struct db_conn *c, const char *station, const char *sensor,

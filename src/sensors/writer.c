@@ -36,6 +36,16 @@ struct sstate {
     uint64_t txn; /* last transaction that saved an undo copy */
 };
 
+static struct sensors_observer observer;
+static bool has_observer;
+
+void sensors_set_observer(const struct sensors_observer *o)
+{
+    has_observer = o != NULL;
+    if (o)
+        observer = *o;
+}
+
 static struct {
     struct db *db;
     struct db_conn *conn;
@@ -342,7 +352,14 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
     r->failed = failed;
     if (flag != QC_BAD) /* a bad reading is no reference for judging the next one */
         sensors__qc_push(&s->h, r->t_ms, r->v, r->limits);
-    return rollup_add(s, r->t_ms, r->v, flag == QC_BAD, err);
+    if (rollup_add(s, r->t_ms, r->v, flag == QC_BAD, err))
+        return err->code;
+    if (has_observer && observer.reading) {
+        struct sensors_reading_info info = {b->station, sensors__kind_name(b->kind), r->sensor,
+                                            r->t_ms, r->v, flag, failed};
+        return observer.reading(w.conn, &info, observer.ctx, err);
+    }
+    return ERR_OK;
 }
 
 /* After commit: latest values and one coalescing live event per station of each batch. */
@@ -412,8 +429,12 @@ static void commit_batches(struct ingest_batch *list)
                 store_reading(b, &b->items[i], &err);
     if (!err.code)
         db_commit(w.conn, &err);
+    if (has_observer && !err.code && observer.committed)
+        observer.committed(observer.ctx);
     if (err.code) {
         db_rollback(w.conn);
+        if (has_observer && observer.rolled_back)
+            observer.rolled_back(observer.ctx);
         for (size_t i = 0; i < w.nundo; i++) /* per-sensor state back to before the batch */
             *slot_of(w.undo[i].sensor_id) = w.undo[i];
         w.watermark = old_watermark;
@@ -465,6 +486,8 @@ static void *writer_main(void *arg)
             commit_batches(list);
         int64_t now = clock_now_s();
         sensors__states_check(now);
+        if (has_observer && observer.tick)
+            observer.tick(w.conn, now, observer.ctx);
         if (now - w.last_sweep >= SWEEP_EVERY_S || stop) {
             w.last_sweep = now;
             sweep(stop ? INT64_MAX / 2 : now); /* at stop: flush every open bucket */

@@ -54,6 +54,17 @@ MATRIX = {
     ("GET", "/api/v1/public/stations"):         (A,  A,    A,   A,        A,          A),
     ("POST", "/api/v1/ingest"):                 (D,  D,    D,   D,        D,          D),
     ("GET", "/api/v1/events"):                  (U,  A,    A,   A,        A,          A),
+    ("GET", "/api/v1/alerts"):                  (U,  A,    A,   A,        A,          A),
+    ("GET", "/api/v1/alerts/{id}"):             (U,  A,    A,   A,        A,          A),
+    ("POST", "/api/v1/alerts/{id}/ack"):        (U,  A,    A,   A,        H,          F),
+    ("POST", "/api/v1/alerts/{id}/shelve"):     (U,  A,    A,   A,        H,          F),
+    ("GET", "/api/v1/stations/{code}/rules"):   (U,  A,    A,   A,        A,          A),
+    ("PUT", "/api/v1/stations/{code}/rules/{rule}"): (U, A, F,  A,        H,          F),
+    ("GET", "/cap/alerts.atom"):                (A,  A,    A,   A,        A,          A),
+    ("GET", "/cap/alerts/{id}.xml"):            (A,  A,    A,   A,        A,          A),
+    ("GET", "/api/v1/webhooks"):                (U,  A,    F,   F,        F,          F),
+    ("POST", "/api/v1/webhooks"):               (U,  A,    F,   F,        F,          F),
+    ("DELETE", "/api/v1/webhooks/{id}"):        (U,  A,    F,   F,        F,          F),
 }
 
 # The signed-in callers: (username, role, OPD).
@@ -175,6 +186,18 @@ class AccessMatrixTest(DaemonTest):
         r = self.as_admin("POST", "/api/v1/stations", station_body(code))
         self.assertEqual(r.status, 201, r)
         return code
+
+    def fresh_alert(self):
+        """An open Waspada alert of a fresh bpbd station: a reading above its threshold."""
+        code = self.unique("mxa")
+        r = self.as_admin("POST", "/api/v1/stations", station_body(code))
+        self.assertEqual(r.status, 201, r)
+        r = self.d.request("POST", "/api/v1/ingest", [{"n": code + ":level", "v": 2.5}],
+                           token=r.json["device_token"], content_type="application/senml+json")
+        self.assertEqual(r.status, 200, r)
+        r = self.as_admin("GET", "/api/v1/alerts?station=" + code)
+        self.assertEqual(len(r.json), 1, r)
+        return r.json[0]["id"]
 
     def assertStatus(self, r, status):
         self.assertEqual(r.status, status, r)
@@ -303,6 +326,78 @@ class AccessMatrixTest(DaemonTest):
         if route == ("GET", "/api/v1/events"):
             return Call(pattern, stream=True, check=lambda r: self.assertTrue(
                 r.header("Content-Type").startswith("text/event-stream")))
+        if route == ("GET", "/cap/alerts.atom"):
+            return Call(pattern, check=lambda r: self.assertTrue(
+                r.header("Content-Type").startswith("application/atom+xml")))
+        if route == ("GET", "/cap/alerts/{id}.xml"):  # version 1 of an alert: its CAP Alert
+            return Call("/cap/alerts/%d-1.xml" % self.fresh_alert(), check=lambda r: (
+                self.assertTrue(r.header("Content-Type").startswith("application/cap+xml")),
+                self.assertIn("<msgType>Alert</msgType>", r.body)))
+        return self.call_for_ews(route, caller)
+
+    def call_for_ews(self, route, caller):
+        method, pattern = route
+        if route == ("GET", "/api/v1/alerts"):
+            return Call(pattern, check=lambda r: self.assertIsInstance(r.json, list))
+        if route == ("GET", "/api/v1/alerts/{id}"):
+            return Call("/api/v1/alerts/%d" % self.fresh_alert(),
+                        check=lambda r: self.assertTrue(r.json["history"]))
+        if route == ("POST", "/api/v1/alerts/{id}/ack"):
+            path = "/api/v1/alerts/%d" % self.fresh_alert()
+            return Call(path + "/ack", {"note": "seen by " + caller},
+                        check=lambda r: self.assertEqual(r.json["state"], "active_ack"),
+                        after_denied=lambda: self.assertEqual(
+                            self.assertExists(path).json["state"], "active_unack"))
+        if route == ("POST", "/api/v1/alerts/{id}/shelve"):
+            path = "/api/v1/alerts/%d" % self.fresh_alert()
+            return Call(path + "/shelve", {"reason": "sensor maintenance", "minutes": 30},
+                        check=lambda r: self.assertEqual(r.json["shelve_reason"],
+                                                         "sensor maintenance"),
+                        after_denied=lambda: self.assertIsNone(
+                            self.assertExists(path).json["shelve_reason"]))
+        if route == ("GET", "/api/v1/stations/{code}/rules"):
+            return Call("/api/v1/stations/mx-st-bpbd/rules",
+                        check=lambda r: self.assertIn("level", [x["rule"] for x in r.json["rules"]]))
+        if route == ("PUT", "/api/v1/stations/{code}/rules/{rule}"):
+            path = "/api/v1/stations/" + self.fresh_station() + "/rules"
+            return Call(path + "/level", {"params": {"hold_s": 1800}},
+                        check=lambda r: self.assertEqual(
+                            r.json["rules"][0]["params"]["hold_s"], 1800),
+                        after_denied=lambda: self.assertEqual(
+                            self.assertExists(path).json["rules"][0]["params"]["hold_s"], 3600))
+        return self.call_for_notify(route, caller)
+
+    def webhook_descriptions(self):
+        r = self.as_admin("GET", "/api/v1/webhooks")
+        self.assertStatus(r, 200)
+        return {w["description"]: w["id"] for w in r.json}
+
+    def fresh_webhook(self):
+        desc = self.unique("mxw")
+        r = self.as_admin("POST", "/api/v1/webhooks",
+                          {"url": "http://127.0.0.1:9/" + desc, "description": desc})
+        self.assertEqual(r.status, 201, r)
+        return r.json["id"], desc
+
+    def call_for_notify(self, route, caller):
+        method, pattern = route
+        if route == ("GET", "/api/v1/webhooks"):
+            self.fresh_webhook()
+            return Call(pattern, check=lambda r: (
+                self.assertTrue(r.json),
+                self.assertFalse([w for w in r.json if "secret" in w], "a list shows secrets")))
+        if route == ("POST", "/api/v1/webhooks"):
+            desc = self.unique("mxw")
+            return Call(pattern, {"url": "http://127.0.0.1:9/" + desc, "description": desc},
+                        ok=201, check=lambda r: self.assertTrue(r.json["secret"]),
+                        after_denied=lambda: self.assertNotIn(desc, self.webhook_descriptions()),
+                        after_allowed=lambda: self.assertIn(desc, self.webhook_descriptions()))
+        if route == ("DELETE", "/api/v1/webhooks/{id}"):
+            wid, desc = self.fresh_webhook()
+            return Call("/api/v1/webhooks/%d" % wid, ok=204,
+                        after_denied=lambda: self.assertIn(desc, self.webhook_descriptions()),
+                        after_allowed=lambda: self.assertNotIn(desc,
+                                                               self.webhook_descriptions()))
         return None
 
     def check_user_list(self, r, caller):
@@ -321,6 +416,7 @@ class AccessMatrixTest(DaemonTest):
         if not call.stream:
             kw = {"content_type": call.content_type} if call.content_type else {}
             return self.d.request(method, call.path, call.body, token=token, **kw)
+        # (streams below)
         from tests.api.harness import Response
         conn = self.d.connect(timeout=10)
         try:

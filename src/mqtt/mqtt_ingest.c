@@ -1,0 +1,197 @@
+/* mqtt_ingest: sinergi's subscription to sinergi/ingest/+ . A fixed client id with
+ * clean_session = false, so the broker keeps the subscription and queues QoS 1 messages while
+ * sinergi is down. Each message is spooled (mqtt_spool.c) before on_message returns; libmosquitto
+ * in threaded mode sends the PUBACK only after that. Then the payload goes through the same
+ * SenML checks as HTTP ingest, for the station named by the topic (the broker authenticated the
+ * device and enforced the topic). Also counts what the broker reports as dropped. */
+#include <mosquitto.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "mqtt/mqtt_int.h"
+#include "sensors/sensors.h"
+#include "core/banned.h"
+
+static struct {
+    struct mqtt__conn conn;
+    uint64_t last_bad_log_ns; /* the connection's thread only */
+    uint64_t bad_suppressed;
+} in;
+
+/* Logs a refused message at most once a second; the counters have every one. */
+static void log_refused(const char *code, const char *what, enum err_code rc)
+{
+    uint64_t now = clock_mono_ns();
+    if (in.last_bad_log_ns && now - in.last_bad_log_ns < 1000000000ull) {
+        in.bad_suppressed++;
+        return;
+    }
+    log_warn("event=mqtt_message_refused station=%s reason=%s code=%s suppressed=%llu", code, what,
+             err_code_name(rc), (unsigned long long)in.bad_suppressed);
+    in.last_bad_log_ns = now;
+    in.bad_suppressed = 0;
+}
+
+/* Runs on the writer thread after commit (or on this thread when nothing was to be stored). */
+static void on_committed(const struct ingest_result *res, void *ctx)
+{
+    struct mqtt__counters *c = &mqtt__counters;
+    if (res->rc) {
+        atomic_fetch_add(&c->commit_failures, 1);
+    } else {
+        atomic_fetch_add(&c->stored, (uint64_t)res->accepted);
+        atomic_fetch_add(&c->duplicates, (uint64_t)res->duplicates);
+        atomic_fetch_add(&c->rejected, json_array_size(res->rejected));
+    }
+    mqtt__spool_done(ctx, res->rc != ERR_OK);
+}
+
+void mqtt__ingest_payload(const char *code, const char *payload, size_t len, struct spool_seg *seg,
+                          bool replay)
+{
+    struct err err = ERR_INIT;
+    struct ingest_batch *b;
+    if (replay)
+        atomic_fetch_add(&mqtt__counters.replayed, 1);
+    if (ingest_prepare(NULL, code, payload, len, &b, &err) == ERR_OK) {
+        ingest_submit(b, on_committed, seg);
+        return;
+    }
+    if (err.code == ERR_UNAUTHENTICATED) { /* the station was deleted */
+        atomic_fetch_add(&mqtt__counters.unknown_station, 1);
+        if (!replay)
+            log_refused(code, "unknown_station", err.code);
+    } else {
+        atomic_fetch_add(&mqtt__counters.malformed, 1);
+        if (!replay)
+            log_refused(code, "not_senml", err.code);
+    }
+    mqtt__spool_done(seg, false);
+}
+
+static void on_dropped(const struct mosquitto_message *msg)
+{
+    char num[32];
+    size_t n =
+        msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof num ? (size_t)msg->payloadlen : 0;
+    memcpy(num, msg->payload, n);
+    num[n] = 0;
+    char *end;
+    unsigned long long v = strtoull(num, &end, 10);
+    if (end == num)
+        return;
+    uint64_t old = atomic_exchange(&mqtt__counters.broker_dropped, v);
+    if (v > old)
+        log_warn("event=mqtt_broker_dropped total=%llu new=%llu hint=\"raise max_queued_messages "
+                 "in etc/mosquitto.conf.in or keep sinergi connected\"",
+                 v, v - (unsigned long long)old);
+}
+
+static void on_message(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg)
+{
+    if (strcmp(msg->topic, MQTT_DROPPED_TOPIC) == 0) {
+        on_dropped(msg);
+        return;
+    }
+    size_t np = strlen(MQTT_INGEST_PREFIX);
+    if (strncmp(msg->topic, MQTT_INGEST_PREFIX, np) != 0)
+        return;
+    atomic_fetch_add(&mqtt__counters.received, 1);
+    const char *code = msg->topic + np;
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    if (!mqtt__code_valid(code, strlen(code)) || len == 0 || len > MQTT_PAYLOAD_MAX) {
+        atomic_fetch_add(&mqtt__counters.malformed, 1);
+        log_refused(mqtt__code_valid(code, strlen(code)) ? code : "-",
+                    len ? "too_big_or_bad_topic" : "empty", ERR_INVALID);
+        return;
+    }
+    /* On disk before this returns, and so before the broker gets its PUBACK. */
+    struct spool_seg *seg = mqtt__spool_append(code, msg->payload, len);
+    mqtt__ingest_payload(code, msg->payload, len, seg, false);
+}
+
+static void on_connect(struct mosquitto *m, void *ctx, int rc, int flags)
+{
+    if (rc != 0) {
+        log_error("event=mqtt_ingest_refused reason=\"%s\"", mosquitto_connack_string(rc));
+        return;
+    }
+    atomic_store(&mqtt__counters.connected, 1);
+    atomic_store(&in.conn.up, true);
+    /* Subscribed again each time: harmless when the session kept it, needed when it did not. */
+    mosquitto_subscribe(m, NULL, MQTT_INGEST_PREFIX "+", 1);
+    mosquitto_subscribe(m, NULL, MQTT_DROPPED_TOPIC, 0);
+    if (flags & 1)
+        log_info("event=mqtt_ingest_connected session=resumed");
+    else
+        log_warn("event=mqtt_ingest_connected session=new note=\"the broker held no session for "
+                 "sinergi: readings sent before this moment while sinergi was away were not "
+                 "queued for it\"");
+}
+
+static void on_subscribe(struct mosquitto *m, void *ctx, int mid, int n, const int *granted)
+{
+    for (int i = 0; i < n; i++)
+        if (granted[i] > 2)
+            log_error("event=mqtt_subscribe_refused user=" MQTT_SERVICE_USER " hint=\"the "
+                      "broker's role " MQTT_SERVICE_ROLE " lacks an ACL; restart sinergi to "
+                      "recreate it\"");
+}
+
+static void on_disconnect(struct mosquitto *m, void *ctx, int rc)
+{
+    atomic_store(&mqtt__counters.connected, 0);
+}
+
+static bool ingest_stopping(void)
+{
+    return mqtt__conn_stopping(&in.conn);
+}
+
+/* Before the first connect: the account keeper has set the service account's password. */
+static bool prepare(struct mqtt__conn *c)
+{
+    char pw[MQTT_PASSWORD_MAX];
+    if (!mqtt__service_password(pw, ingest_stopping))
+        return false;
+    mosquitto_username_pw_set(c->mosq, MQTT_SERVICE_USER, pw);
+    sodium_memzero(pw, sizeof pw);
+    return true;
+}
+
+enum err_code mqtt__ingest_start(struct err *err)
+{
+    struct mosquitto *m = mosquitto_new(MQTT_INGEST_CLIENT_ID, false, NULL);
+    if (!m)
+        return err_set(err, ERR_INTERNAL, "cannot create the broker ingest client");
+    /* The connection's loop runs libmosquitto in threaded mode, so a QoS 1 PUBACK leaves after
+     * on_message has spooled the message. (Without it libmosquitto 2.0 writes the PUBACK before
+     * calling on_message, and a crash in between would lose an acknowledged message.) */
+    mosquitto_connect_with_flags_callback_set(m, on_connect);
+    mosquitto_disconnect_callback_set(m, on_disconnect);
+    mosquitto_subscribe_callback_set(m, on_subscribe);
+    mosquitto_message_callback_set(m, on_message);
+    in.conn = (struct mqtt__conn){
+        .mosq = m, .what = "ingest", .prepare = prepare, .tick = mqtt__spool_tick};
+    if (mqtt__conn_start(&in.conn, err)) {
+        mosquitto_destroy(m);
+        return err->code;
+    }
+    return ERR_OK;
+}
+
+void mqtt__ingest_stop(void)
+{
+    if (!in.conn.running)
+        return;
+    mqtt__conn_stop(&in.conn);
+    atomic_store(&mqtt__counters.connected, 0);
+    mosquitto_destroy(in.conn.mosq);
+    in.conn.mosq = NULL;
+}
