@@ -14,7 +14,7 @@ BUILD   ?= build/release
 
 SRC      := $(wildcard src/core/*.c src/db/*.c src/http/*.c src/auth/*.c src/regions/*.c \
               src/sensors/*.c src/events/*.c src/mqtt/*.c src/sim/*.c \
-              src/ews/*.c src/notify/*.c src/cap/*.c)
+              src/ews/*.c src/notify/*.c src/cap/*.c src/publik/*.c)
 LIB_OBJ  := $(SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(wildcard tests/unit/*.c)

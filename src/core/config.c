@@ -20,6 +20,7 @@ const struct config_setting config_settings[] = {
     STR(db, "var/sinergi.db", "path of the SQLite database (created if missing)"),
     STR(data_dir, "data", "directory of the shipped reference data (regions, boundaries)"),
     STR(web_dir, "web", "directory of the web pages served at /"),
+    STR(tile_url, "", "map tile URL template for the COC map, e.g. https://tile.example/{z}/{x}/{y}.png; empty = no tiles (boundaries only, for servers without internet)"),
     STR(regency, "73.22", "kode wilayah of the regency this deployment serves (73.22 or 73.24)"),
     STR(log_level, "info", "error, warn, info or debug"),
     STR(config_file, "", "config file of 'name = value' lines, read before environment and flags"),

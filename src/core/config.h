@@ -13,6 +13,7 @@ struct config {
     char db[512];           /* SQLite database path */
     char data_dir[512];     /* shipped reference data (regions, boundaries) */
     char web_dir[512];      /* static pages */
+    char tile_url[512];     /* map tile URL template for the COC; "" = boundaries only */
     char regency[16];       /* kode wilayah of the regency served, e.g. 73.22 */
     char log_level[8];
     char config_file[512];

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "db/db.h"
 #include "http/http.h"
+#include "mqtt/mqtt.h"
 #include "core/banned.h"
 
 enum { MAX_ROUTES = 128, NBUCKETS = 12 };
@@ -108,5 +109,11 @@ char *http_metrics_render(size_t *len)
                 "# HELP sinergi_db_errors_total Database errors (busy, I/O, internal).\n"
                 "# TYPE sinergi_db_errors_total counter\nsinergi_db_errors_total %llu\n",
                 (unsigned long long)db_errors_total());
+    size_t mlen;
+    char *mq = mqtt_metrics_text(&mlen); /* nothing when MQTT is off */
+    if (mq) {
+        buf_append(&b, mq, mlen);
+        free(mq);
+    }
     return buf_detach(&b, len);
 }
