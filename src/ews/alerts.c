@@ -33,46 +33,53 @@ struct pending {
     char station[33], kind[24];
     char *json;
 };
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Per thread: the writer thread's rule decisions and an HTTP thread's ack/shelve are different
- * transactions, and one's commit or rollback must not publish or drop the other's events. */
-static _Thread_local struct pending pend[256];
-static _Thread_local int npend;
+ * transactions, and one's commit or rollback must not publish or drop the other's events. The
+ * list grows as needed (a backfilled batch can change hundreds of alerts) and is freed empty. */
+static _Thread_local struct pending *pend;
+static _Thread_local int npend, pend_cap;
 
 void ews__pending_event(const char *station, const char *kind, const char *json)
 {
-    pthread_mutex_lock(&pending_lock);
-    if (npend < (int)(sizeof pend / sizeof pend[0])) {
-        snprintf(pend[npend].station, sizeof pend[npend].station, "%s", station);
-        snprintf(pend[npend].kind, sizeof pend[npend].kind, "%s", kind);
-        pend[npend].json = strdup(json);
-        npend++;
+    if (npend == pend_cap) {
+        int cap = pend_cap ? pend_cap * 2 : 32;
+        struct pending *p = realloc(pend, (size_t)cap * sizeof *p);
+        if (!p) {
+            log_error("event=alert_event_dropped reason=out_of_memory");
+            return;
+        }
+        pend = p;
+        pend_cap = cap;
     }
-    pthread_mutex_unlock(&pending_lock);
+    snprintf(pend[npend].station, sizeof pend[npend].station, "%s", station);
+    snprintf(pend[npend].kind, sizeof pend[npend].kind, "%s", kind);
+    pend[npend].json = strdup(json);
+    npend++;
+}
+
+static void pending_clear(void)
+{
+    for (int i = 0; i < npend; i++)
+        free(pend[i].json);
+    free(pend);
+    pend = NULL;
+    npend = pend_cap = 0;
 }
 
 void ews__pending_publish(void)
 {
-    pthread_mutex_lock(&pending_lock);
-    for (int i = 0; i < npend; i++) {
+    for (int i = 0; i < npend; i++)
         if (pend[i].json)
             events_publish("alert", pend[i].station, pend[i].kind, pend[i].json, false);
-        free(pend[i].json);
-    }
     bool any = npend > 0;
-    npend = 0;
-    pthread_mutex_unlock(&pending_lock);
+    pending_clear();
     if (any && notifier.kick)
         notifier.kick();
 }
 
 void ews__pending_drop(void)
 {
-    pthread_mutex_lock(&pending_lock);
-    for (int i = 0; i < npend; i++)
-        free(pend[i].json);
-    npend = 0;
-    pthread_mutex_unlock(&pending_lock);
+    pending_clear();
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
@@ -309,6 +316,9 @@ enum err_code ews__decide(struct db_conn *c, const struct ews_decision *d, int64
                        "UPDATE alerts SET level = ?, value = ?, updated_at = ?, version = version "
                        "+ 1, state = CASE WHEN ? > level THEN 'active_unack' ELSE state END, "
                        "unack_since = CASE WHEN ? > level THEN ? ELSE unack_since END, "
+                       "acked_by = CASE WHEN state = 'active_ack' AND ? > level THEN NULL ELSE "
+                       "acked_by END, acked_at = CASE WHEN state = 'active_ack' AND ? > level "
+                       "THEN NULL ELSE acked_at END, "
                        "escalation = CASE WHEN ? > level THEN 0 ELSE escalation END WHERE id = ?",
                        err))
             return err->code;
@@ -320,7 +330,9 @@ enum err_code ews__decide(struct db_conn *c, const struct ews_decision *d, int64
         db_bind_int64(s, 5, d->level);
         db_bind_int64(s, 6, now);
         db_bind_int64(s, 7, d->level);
-        db_bind_int64(s, 8, id);
+        db_bind_int64(s, 8, d->level);
+        db_bind_int64(s, 9, d->level);
+        db_bind_int64(s, 10, id);
         if (db_run(s, err))
             return err->code;
         ch.msg_type = "Update";

@@ -74,7 +74,7 @@ static const struct param {
     {RULE_RAIN_1H, "thresholds_mm", P_NUM3, OFF(rain1h), 0, 1000, {20, 30, 50}, "rain in 1 h for Waspada, Siaga, Awas"},
     {RULE_RAIN_24H, "thresholds_mm", P_NUM3, OFF(rain24h), 0, 5000, {50, 100, 150}, "rain in 24 h for Waspada, Siaga, Awas"},
     {RULE_RAIN_1H, "hysteresis_mm", P_NUM, OFF(rain_hysteresis_mm), 0, 500, {2}, "lowering needs the sum this far below the threshold"},
-    {RULE_SILENT, "flat_readings", P_INT, OFF(flat_readings), 2, 1000, {6}, "this many stuck (flat-line) readings in a row count as silent"},
+    {RULE_SILENT, "flat_readings", P_INT, OFF(flat_readings), 1, 1000, {1}, "this many readings flagged flat-line by QC (equal for 6 reports) in a row count as silent"},
 #undef OFF
 };
 #define NPARAMS (sizeof params / sizeof params[0])

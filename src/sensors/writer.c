@@ -474,8 +474,9 @@ static void *writer_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            pthread_cond_timedwait(&w.wake, &w.lock, &until);
-            if (clock_now_s() - w.last_sweep >= SWEEP_EVERY_S)
+            /* a timeout ends the wait too: the observer's tick (escalation, silent stations)
+             * runs about once a second even when nothing arrives */
+            if (pthread_cond_timedwait(&w.wake, &w.lock, &until) != 0)
                 break;
         }
         struct ingest_batch *list = w.head ? take_queue() : NULL;
