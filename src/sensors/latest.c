@@ -29,11 +29,14 @@ static struct {
     size_t len[2];
     uint64_t json_gen[2];
     int64_t json_at[2];
+    pthread_mutex_t renderer[2]; /* held by the one request rendering a view */
     /* station states last published, by code */
     char (*state_code)[CODE_MAX + 1];
     bool *state_stale;
     int nstates;
-} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .render_lock = PTHREAD_MUTEX_INITIALIZER};
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .render_lock = PTHREAD_MUTEX_INITIALIZER,
+       .renderer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER}};
 
 static struct latest *find(int64_t id, bool create)
 {
@@ -161,23 +164,36 @@ static json_t *station_latest(const struct station_def *st, bool internal, int64
     return o;
 }
 
+static char *render(bool internal, int64_t now)
+{
+    json_t *a = json_array();
+    sensors__registry_rdlock();
+    for (int i = 0; i < sensors__registry_count(); i++)
+        json_array_append_new(a, station_latest(sensors__station_at(i), internal, now));
+    sensors__registry_unlock();
+    char at[CLOCK_FMT_LEN];
+    clock_fmt_utc(at, now);
+    json_t *doc = json_pack("{s:s,s:o}", "generated_at", at, "stations", a);
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(doc);
+    return s;
+}
+
 char *sensors_latest_json(bool internal, size_t *len)
 {
     int64_t now = clock_now_s();
     uint64_t gen = __atomic_load_n(&L.generation, __ATOMIC_ACQUIRE);
     int view = internal ? 1 : 0;
+    /* One render at a time, outside the lock readers take: while one request renders, others
+     * serve the document they find (at most one render old) instead of queueing behind it.
+     * A lone caller always renders what it needs, so a client reads its own writes. */
+    bool stale;
     pthread_mutex_lock(&L.render_lock);
-    if (!L.json[view] || L.json_gen[view] != gen || L.json_at[view] != now) {
-        json_t *a = json_array();
-        sensors__registry_rdlock();
-        for (int i = 0; i < sensors__registry_count(); i++)
-            json_array_append_new(a, station_latest(sensors__station_at(i), internal, now));
-        sensors__registry_unlock();
-        char at[CLOCK_FMT_LEN];
-        clock_fmt_utc(at, now);
-        json_t *doc = json_pack("{s:s,s:o}", "generated_at", at, "stations", a);
-        char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        json_decref(doc);
+    stale = !L.json[view] || L.json_gen[view] != gen || L.json_at[view] != now;
+    pthread_mutex_unlock(&L.render_lock);
+    if (stale && pthread_mutex_trylock(&L.renderer[view]) == 0) {
+        char *s = render(internal, now);
+        pthread_mutex_lock(&L.render_lock);
         if (s) {
             free(L.json[view]);
             L.json[view] = s;
@@ -185,7 +201,18 @@ char *sensors_latest_json(bool internal, size_t *len)
             L.json_gen[view] = gen;
             L.json_at[view] = now;
         }
+        pthread_mutex_unlock(&L.render_lock);
+        pthread_mutex_unlock(&L.renderer[view]);
+    } else if (stale) {
+        pthread_mutex_lock(&L.render_lock);
+        bool none = !L.json[view];
+        pthread_mutex_unlock(&L.render_lock);
+        if (none) { /* the very first render is under way: wait for it */
+            pthread_mutex_lock(&L.renderer[view]);
+            pthread_mutex_unlock(&L.renderer[view]);
+        }
     }
+    pthread_mutex_lock(&L.render_lock);
     char *copy = L.json[view] ? malloc(L.len[view] + 1) : NULL;
     if (copy) {
         memcpy(copy, L.json[view], L.len[view] + 1);

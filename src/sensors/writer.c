@@ -365,35 +365,26 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
 /* After commit: latest values and one coalescing live event per station of each batch. */
 static void publish(struct ingest_batch *b)
 {
-    json_t *values = json_object();
-    int64_t newest = 0;
+    /* The batch is sorted by (sensor, time): the newest stored reading of each sensor is the
+     * last stored one of its run. Only those reach the latest view and the live event, so the
+     * cost is per sensor, not per reading. */
+    json_t *values = NULL;
     for (int i = 0; i < b->n; i++) {
         struct reading *r = &b->items[i];
-        if (!r->qc)
+        if (!r->qc || (i + 1 < b->n && b->items[i + 1].sensor_id == r->sensor_id &&
+                       b->items[i + 1].qc))
             continue;
         sensors__latest_note(r->sensor_id, r->t_ms, r->v, r->qc);
-        json_t *cur = json_object_get(values, r->sensor);
-        if (cur && json_integer_value(json_object_get(cur, "t_ms")) > r->t_ms)
-            continue;
-        json_object_set_new(values, r->sensor,
-                            json_pack("{s:I,s:f,s:s}", "t_ms", (json_int_t)r->t_ms, "v", r->v,
-                                      "qc", sensors__qc_name(r->qc)));
-        if (r->t_ms > newest)
-            newest = r->t_ms;
-    }
-    if (json_object_size(values) == 0) {
-        json_decref(values);
-        return;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(values, k, v)
-    {
         char t[CLOCK_FMT_LEN];
-        clock_fmt_utc(t, json_integer_value(json_object_get(v, "t_ms")) / 1000);
-        json_object_set_new(v, "t", json_string(t));
-        json_object_del(v, "t_ms");
+        clock_fmt_utc(t, r->t_ms / 1000);
+        if (!values)
+            values = json_object();
+        json_object_set_new(values, r->sensor,
+                            json_pack("{s:f,s:s,s:s}", "v", r->v, "qc", sensors__qc_name(r->qc),
+                                      "t", t));
     }
+    if (!values)
+        return;
     json_t *ev = json_pack("{s:s,s:s,s:o}", "station", b->station, "kind",
                            sensors__kind_name(b->kind), "values", values);
     char *data = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# bench/ingest/run.sh: the ingest benchmarks of issue #3, side by side in one run on this machine.
+#   senml_batch_rR_cN  HTTP SenML into sinergi, 1,000 readings a request, 125 stations x 8
+#                      sensors = 1,000 sensors, durable (fsync per commit), QC on; N connections
+#   plain_sqlite_rR    the same rows, same order, by a plain C program: SQLite WAL with
+#                      synchronous=FULL, 10,000-row transactions, index on (sensor, time)
+#   influxdb_rR_cN     the same rows as line protocol, 5,000 points a request, InfluxDB 1.x from
+#                      Debian, WAL fsynced before every answer (wal-fsync-delay = 0s)
+#   single_reading_rR  HTTP, one reading a request over keep-alive, 1,000 water-level stations
+#   latest_*           GET /api/v1/stations/latest with 1,000 stations (wrk): alone, beside paced
+#                      single-reading ingest, and beside single-reading ingest at full speed
+#   MQTT               reserved: see the marked section 6 below (the MQTT ingest work fills it in)
+# R is the round: the three batch targets are interleaved round by round, and each target's best
+# round is kept (other load on a shared machine only lowers throughput). Every store starts empty;
+# counts are verified in each store afterwards. Prints a markdown table, keeps raw output in
+# bench/results/ingest-<UTC time>/, stops every process it started (also on Ctrl-C).
+#
+# Settings (environment): BENCH_DURATION (s per measurement, 1..20, default 6), BENCH_ROUNDS
+# (rounds of the batch comparison and of the single-reading run, default 3), BENCH_CONNECTIONS
+# (batch ingest connections, the same for sinergi and InfluxDB, one run per value, default 16),
+# BENCH_SINGLE_CONNECTIONS (single-reading connections, 64), BENCH_LATEST_CONNECTIONS (wrk
+# connections polling latest, 32), BENCH_LATEST_INGEST_RATE (readings/s of the paced ingest
+# beside latest, 1000 = every station once a second), BENCH_INFLUX_POINTS (5000),
+# BENCH_STRICT (1: exit 1 when a target is missed), SINERGI_BIN (default: build/release/sinergi,
+# built here with make). See docs/BENCHMARKS.md, "Ingest (issue #3)".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+DURATION=${BENCH_DURATION:-6}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNECTIONS:-16}
+SINGLE_CONNS=${BENCH_SINGLE_CONNECTIONS:-64}
+LATEST_CONNS=${BENCH_LATEST_CONNECTIONS:-32}
+LATEST_RATE=${BENCH_LATEST_INGEST_RATE:-1000}
+INFLUX_POINTS=${BENCH_INFLUX_POINTS:-5000}
+STRICT=${BENCH_STRICT:-0}
+CORES=$(nproc)
+HZ=$(getconf CLK_TCK)
+
+die() { echo "bench/ingest: $*" >&2; exit 1; }
+say() { echo "bench/ingest: $*" >&2; }
+
+case $DURATION in '' | *[!0-9]*) die "BENCH_DURATION must be whole seconds" ;; esac
+case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be 1 or more" ;; esac
+{ [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 20 ]; } || die "BENCH_DURATION must be 1..20 seconds"
+for tool in cc pkg-config sqlite3 curl wrk python3 awk; do
+    command -v "$tool" >/dev/null || die "'$tool' is missing; run scripts/deps.sh"
+done
+if ! command -v influxd >/dev/null; then
+    # InfluxDB 1.x is Debian's package 'influxdb' (bookworm: 1.6.7). Its postinst may start a
+    # system service on :8086; this script runs its own instance on other ports and dirs.
+    say "installing Debian's influxdb (InfluxDB 1.x) for the comparison"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends influxdb \
+        >/dev/null || die "apt-get install influxdb failed (run 'apt-get update' first?)"
+fi
+
+# ---- build -------------------------------------------------------------------------------
+BUILD=build/bench
+mkdir -p "$BUILD"
+CFLAGS_BENCH="-std=c17 -O2 -g -Wall -Wextra -Wshadow"
+if [ ! -x "$BUILD/ingest_load" ] || [ bench/ingest/ingest_load.c -nt "$BUILD/ingest_load" ] ||
+    [ bench/ingest/dataset.h -nt "$BUILD/ingest_load" ]; then
+    # shellcheck disable=SC2086
+    cc $CFLAGS_BENCH -o "$BUILD/ingest_load" bench/ingest/ingest_load.c -lpthread
+fi
+if [ ! -x "$BUILD/plain_sqlite" ] || [ bench/ingest/plain_sqlite.c -nt "$BUILD/plain_sqlite" ] ||
+    [ bench/ingest/dataset.h -nt "$BUILD/plain_sqlite" ]; then
+    # shellcheck disable=SC2046,SC2086
+    cc $CFLAGS_BENCH $(pkg-config --cflags sqlite3) -o "$BUILD/plain_sqlite" \
+        bench/ingest/plain_sqlite.c $(pkg-config --libs sqlite3)
+fi
+if [ -z "${SINERGI_BIN:-}" ]; then
+    make -s build/release/sinergi
+    SINERGI_BIN=build/release/sinergi
+fi
+[ -x "$SINERGI_BIN" ] || die "no sinergi binary at $SINERGI_BIN"
+
+# ---- scratch space and cleanup -----------------------------------------------------------
+TMP=$(mktemp -d /tmp/sinergi-ingest.XXXXXX)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=bench/results/ingest-$STAMP
+mkdir -p "$RESULTS"
+PIDS=()
+
+stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_ports() { # free_ports N: N distinct free loopback ports
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_http() { # wait_http URL: until it answers at all, up to 30 s
+    for _ in $(seq 300); do
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        sleep 0.1
+    done
+    die "nothing answers at $1"
+}
+
+busy_cores() { # busy_cores SECONDS: cores kept busy by everything on the machine meanwhile
+    local b0 b1
+    b0=$(busy_jiffies)
+    sleep "$1"
+    b1=$(busy_jiffies)
+    awk -v j=$((b1 - b0)) -v hz="$HZ" -v d="$1" 'BEGIN {printf "%.2f", j / hz / d}'
+}
+
+wait_quiet() { # wait_quiet MAX_S: until the machine is nearly idle (< 0.2 cores busy over 2 s)
+    local waited=0 busy
+    while :; do
+        busy=$(busy_cores 2)
+        waited=$((waited + 2))
+        awk -v b="$busy" 'BEGIN {exit !(b < 0.2)}' && break
+        [ "$waited" -lt "$1" ] || break
+    done
+    echo "$busy"
+}
+
+thread_jiffies() { # thread_jiffies PID: "MHD PARSE_TICKS OTHER_TICKS" split by thread name
+    local t
+    for t in /proc/"$1"/task/*; do
+        echo "$(cat "$t/comm" 2>/dev/null) $(cut -d')' -f2 "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+    done | awk '$1 == "MHD-worker" {m += $2; next} {o += $2} END {print m + 0, o + 0}'
+}
+
+kv() { # kv KEY LINE: the value of KEY=... in a line of key=value words
+    printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
+}
+
+busy_jiffies() { awk '$1 == "cpu" {print $2 + $3 + $4}' /proc/stat; }
+
+pid_jiffies() { # user + system ticks of a process (all threads), 0 when gone
+    cut -d')' -f2 "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0
+}
+
+children_jiffies() { cut -d")" -f2 "/proc/$$/stat" | awk '{print $14 + $15}'; }
+
+read -r P_A P_B P_INFLUX P_RPC <<<"$(free_ports 4)"
+NOW=$(date +%s)
+T0_BATCH=$((NOW - 25 * 86400 - NOW % 60)) # batch data set: 60 s steps from 25 days ago
+T0_SINGLE=$((NOW - 3000))                 # single-reading data set: 1 s steps from 50 min ago
+
+# ---- environment -------------------------------------------------------------------------
+{
+    echo "date_utc: $(date -u '+%Y-%m-%d %H:%M:%S')"
+    echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $CORES cores"
+    echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
+    echo "disk: $(df -h --output=source,fstype "$TMP" | tail -1 | awk '{print $1, $2}') (TMP=$TMP)"
+    echo "kernel: $(uname -r)"
+    echo "debian: $(cat /etc/debian_version 2>/dev/null || echo '?')"
+    echo "libmicrohttpd: $(pkg-config --modversion libmicrohttpd)  jansson: $(pkg-config --modversion jansson)  sqlite3: $(pkg-config --modversion sqlite3)"
+    echo "influxdb: $(influxd version 2>/dev/null | head -1)"
+    echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    if [ "$SINERGI_BIN" = build/release/sinergi ]; then
+        echo "sinergi: $SINERGI_BIN built from this work tree ($(git describe --always --dirty 2>/dev/null || echo dev))"
+    else
+        echo "sinergi: $SINERGI_BIN (given by SINERGI_BIN)"
+    fi
+    echo "settings: duration=${DURATION}s batch_conns=$CONNS single_conns=$SINGLE_CONNS latest_conns=$LATEST_CONNS latest_ingest_rate=$LATEST_RATE influx_points=$INFLUX_POINTS"
+    echo "t0_batch: $T0_BATCH  t0_single: $T0_SINGLE"
+    echo "sinergi_src_vs_HEAD: $(git status --short src 2>/dev/null | wc -l) changed/new paths ($(git diff --shortstat HEAD -- src 2>/dev/null | sed 's/^ *//'))"
+    echo "sinergi_sha256: $(sha256sum "$SINERGI_BIN" | cut -c1-16)"
+    echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "busy_before: $(wait_quiet "${BENCH_WAIT_QUIET:-0}") cores (all processes, 2 s sample; BENCH_WAIT_QUIET=${BENCH_WAIT_QUIET:-0}s)"
+} >"$RESULTS/env.txt"
+
+# ---- servers -----------------------------------------------------------------------------
+start_sinergi() { # start_sinergi NAME PORT: fresh database, no demo stations; sets SINERGI_PID
+    mkdir -p "$TMP/$1"
+    SINERGI_SEED_DEMO=0 "$SINERGI_BIN" serve --listen "127.0.0.1:$2" --db "$TMP/$1/sinergi.db" \
+        --data-dir data --log-level warn >"$TMP/$1/out" 2>"$TMP/$1/log" &
+    SINERGI_PID=$!
+    PIDS+=("$SINERGI_PID")
+    wait_http "http://127.0.0.1:$2/healthz"
+    SINERGI_VERSION=$(curl -s "http://127.0.0.1:$2/healthz" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin).get("version", "?"))' || echo '?')
+    local password login
+    password=$(sed -n 's/^sinergi: admin password: //p' "$TMP/$1/out" | head -1)
+    [ -n "$password" ] || die "sinergi did not print the first-start admin password"
+    login=$(curl -s -XPOST -H 'Content-Type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$password\"}" "http://127.0.0.1:$2/api/v1/auth/login")
+    ADMIN_TOKEN=$(printf '%s' "$login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
+        die "login failed: $login"
+}
+
+count_sinergi() { # count_sinergi DB: readings stored
+    sqlite3 "$1" "SELECT count(*) FROM readings"
+}
+
+qc_mix() { # qc_mix DB: "good/suspect/bad" counts
+    sqlite3 "$1" "SELECT COALESCE(SUM(qc = 1), 0) || '/' || COALESCE(SUM(qc = 2), 0) || '/' || \
+        COALESCE(SUM(qc = 4), 0) FROM readings"
+}
+
+# ---- measuring ---------------------------------------------------------------------------
+# Row fields: name|target|readings/s|requests/s|p50 ms|p99 ms|acknowledged|counted|errors|
+#             server CPU µs per reading|client CPU µs per reading|other procs (cores)|note
+ROWS=()
+CPU0=0 SRV0=0
+
+measure_begin() { CPU0=$(busy_jiffies); SRV0=$(pid_jiffies "$1"); CH0=$(children_jiffies); }
+measure_end() { # measure_end PID SECONDS READINGS CLIENT_CPU_S: sets SRV_US CLI_US OTHER
+    local srv1 cpu1 ch1 srv_j
+    srv1=$(pid_jiffies "$1") cpu1=$(busy_jiffies) ch1=$(children_jiffies)
+    srv_j=$((srv1 - SRV0))
+    SRV_US=$(awk -v j="$srv_j" -v n="$3" -v hz="$HZ" 'BEGIN {printf "%.2f", n ? j / hz * 1e6 / n : 0}')
+    CLI_US=$(awk -v c="$4" -v n="$3" 'BEGIN {printf "%.2f", n ? c * 1e6 / n : 0}')
+    # Everything else on the machine: all busy ticks less the server's and those of this
+    # script's finished children (the load generators, wrk), in cores.
+    OTHER=$(awk -v j=$((cpu1 - CPU0 - srv_j - (ch1 - CH0))) -v hz="$HZ" -v d="$2" \
+        'BEGIN {o = j / hz / d; printf "%.2f", o < 0 ? 0 : o}')
+}
+
+# ============================================================================================
+# 1. sinergi: HTTP SenML batches of 1,000 readings (125 stations x 8 sensors = 1,000 sensors)
+# ============================================================================================
+declare -A SINERGI_RATE INFLUX_RATE PLAIN_RATE
+ROUND_STORED=0
+sinergi_batch() { # sinergi_batch ROUND CONNS: fresh database, batch ingest for DURATION
+    local r=$1 c=$2 name="senml_batch_r$1_c$2" out split stored count qc rollups
+    say "sinergi: creating 125 weather stations x 8 sensors"
+    rm -rf "$TMP/batch"
+    start_sinergi batch "$P_A"
+    "$BUILD/ingest_load" setup-batch --port "$P_A" --admin "$ADMIN_TOKEN" --out "$TMP/batch/tokens"
+    say "sinergi: SenML batches, $c connections, ${DURATION}s"
+    measure_begin "$SINERGI_PID"
+    read -r TH_M0 TH_O0 <<<"$(thread_jiffies "$SINERGI_PID")"
+    out=$(timeout $((DURATION + 30)) "$BUILD/ingest_load" senml --port "$P_A" \
+        --tokens "$TMP/batch/tokens" --t0 "$T0_BATCH" --conns "$c" --duration "$DURATION" \
+        2>"$RESULTS/$name.err") || die "sinergi batch ingest failed: $out $(cat "$RESULTS/$name.err")"
+    echo "$out" >"$RESULTS/$name.txt"
+    measure_end "$SINERGI_PID" "$(kv seconds "$out")" "$(kv ok_readings "$out")" "$(kv client_cpu_s "$out")"
+    read -r TH_M1 TH_O1 <<<"$(thread_jiffies "$SINERGI_PID")"
+    split=$(awk -v m=$((TH_M1 - TH_M0)) -v o=$((TH_O1 - TH_O0)) -v n="$(kv ok_readings "$out")" -v hz="$HZ" \
+        'BEGIN {printf "HTTP threads %.2f + writer %.2f µs/reading", m / hz * 1e6 / n, o / hz * 1e6 / n}')
+    stop_pid "$SINERGI_PID" # graceful: flushes open rollups; acknowledged readings are already durable
+    stored=$(kv stored "$out")
+    count=$(count_sinergi "$TMP/batch/sinergi.db")
+    qc=$(qc_mix "$TMP/batch/sinergi.db")
+    rollups=$(sqlite3 "$TMP/batch/sinergi.db" "SELECT count(*) FROM rollups")
+    [ "$count" = "$stored" ] || die "sinergi stored $stored readings by its answers but holds $count"
+    [ "$stored" -le "$ROUND_STORED" ] || ROUND_STORED=$stored
+    SINERGI_RATE[$r:$c]=$(kv readings_per_s "$out")
+    ROWS+=("$name|sinergi|${SINERGI_RATE[$r:$c]}|$(kv requests_per_s "$out")|$(kv p50_ms "$out")|$(kv p99_ms "$out")|$(kv ok_readings "$out")|$count|$(kv errors "$out")|$SRV_US|$CLI_US|$OTHER|$c conns; $split; QC good/suspect/bad $qc; $rollups rollup rows")
+    say "sinergi batch, round $r, $c connections: ${SINERGI_RATE[$r:$c]} readings/s"
+}
+
+# ============================================================================================
+# 2. InfluxDB 1.x: the same rows as line protocol, 5,000 points a request
+# ============================================================================================
+influx_batch() { # influx_batch ROUND CONNS: fresh InfluxDB, line protocol for DURATION
+    local r=$1 c=$2 name="influxdb_r$1_c$2" out count pid
+    rm -rf "$TMP/influx"
+    mkdir -p "$TMP/influx"
+    # Durability: wal-fsync-delay = "0s" (the default) makes every write wait for an fsync of
+    # the WAL before its 204 (concurrent writes share one fsync).
+    printf '%s\n' \
+        'reporting-disabled = true' \
+        "bind-address = \"127.0.0.1:$P_RPC\"" \
+        '[meta]' \
+        "  dir = \"$TMP/influx/meta\"" \
+        '  logging-enabled = false' \
+        '[data]' \
+        "  dir = \"$TMP/influx/data\"" \
+        "  wal-dir = \"$TMP/influx/wal\"" \
+        '  wal-fsync-delay = "0s"' \
+        '  query-log-enabled = false' \
+        '[monitor]' \
+        '  store-enabled = false' \
+        '[http]' \
+        "  bind-address = \"127.0.0.1:$P_INFLUX\"" \
+        '  log-enabled = false' \
+        '  pprof-enabled = false' \
+        '[logging]' \
+        '  level = "warn"' \
+        '  suppress-logo = true' \
+        '[continuous_queries]' \
+        '  enabled = false' \
+        '[subscriber]' \
+        '  enabled = false' >"$TMP/influx/influxdb.conf"
+    cp "$TMP/influx/influxdb.conf" "$RESULTS/influxdb.conf"
+    influxd run -config "$TMP/influx/influxdb.conf" >"$TMP/influx/out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$P_INFLUX/ping"
+    curl -s -XPOST "http://127.0.0.1:$P_INFLUX/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
+    say "InfluxDB: line protocol, $INFLUX_POINTS points a request, $c connections, ${DURATION}s"
+    measure_begin "$pid"
+    out=$(timeout $((DURATION + 30)) "$BUILD/ingest_load" influx --port "$P_INFLUX" --t0 "$T0_BATCH" \
+        --points "$INFLUX_POINTS" --conns "$c" --duration "$DURATION" 2>"$RESULTS/$name.err") ||
+        die "InfluxDB ingest failed: $out $(cat "$RESULTS/$name.err")"
+    echo "$out" >"$RESULTS/$name.txt"
+    measure_end "$pid" "$(kv seconds "$out")" "$(kv ok_readings "$out")" "$(kv client_cpu_s "$out")"
+    count=$(curl -s -G "http://127.0.0.1:$P_INFLUX/query" --data-urlencode db=bench \
+        --data-urlencode "q=SELECT count(v) FROM readings" |
+        python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["series"][0]["values"][0][1] if "series" in r else 0)')
+    stop_pid "$pid"
+    [ "$count" = "$(kv ok_readings "$out")" ] || die "InfluxDB acknowledged $(kv ok_readings "$out") points but counts $count"
+    INFLUX_RATE[$r:$c]=$(kv readings_per_s "$out")
+    ROWS+=("$name|InfluxDB $(influxd version 2>/dev/null | awk '{print $2}')|${INFLUX_RATE[$r:$c]}|$(kv requests_per_s "$out")|$(kv p50_ms "$out")|$(kv p99_ms "$out")|$(kv ok_readings "$out")|$count|$(kv errors "$out")|$SRV_US|$CLI_US|$OTHER|$c conns; $INFLUX_POINTS points a request")
+    say "InfluxDB, round $r, $c connections: ${INFLUX_RATE[$r:$c]} readings/s"
+}
+
+# ============================================================================================
+# 3. plain C + SQLite: the same rows, same order, 10,000-row transactions
+# ============================================================================================
+plain_batch() { # plain_batch ROUND: rows 0 .. ROUND_STORED-1 of the batch data set, fresh database
+    local r=$1 out n secs us other count cpu1 ch1
+    say "plain SQLite: $ROUND_STORED rows (the rows the round's largest sinergi run stored), at most 20 s"
+    rm -f "$TMP/plain.db" "$TMP/plain.db-wal" "$TMP/plain.db-shm"
+    CPU0=$(busy_jiffies) CH0=$(children_jiffies)
+    out=$(timeout 40 "$BUILD/plain_sqlite" "$TMP/plain.db" "$ROUND_STORED" "$T0_BATCH" 20) ||
+        die "plain_sqlite failed: $out"
+    echo "$out" >"$RESULTS/plain_sqlite_r$r.txt"
+    n=$(kv readings "$out") secs=$(kv seconds "$out")
+    ch1=$(children_jiffies) cpu1=$(busy_jiffies)
+    us=$(awk -v j=$((ch1 - CH0)) -v n="$n" -v hz="$HZ" 'BEGIN {printf "%.2f", j / hz * 1e6 / n}')
+    other=$(awk -v j=$((cpu1 - CPU0 - (ch1 - CH0))) -v hz="$HZ" -v d="$secs" \
+        'BEGIN {o = j / hz / d; printf "%.2f", o < 0 ? 0 : o}')
+    count=$(sqlite3 "$TMP/plain.db" "SELECT count(*) FROM readings")
+    [ "$count" = "$n" ] || die "plain_sqlite inserted $n rows but the database holds $count"
+    PLAIN_RATE[$r]=$(kv readings_per_s "$out")
+    ROWS+=("plain_sqlite_r$r|SQLite (plain C)|${PLAIN_RATE[$r]}|-|-|-|$n|$count|0|$us|-|$other|1 thread; WAL, synchronous=FULL; 10,000-row transactions")
+    say "plain SQLite, round $r: ${PLAIN_RATE[$r]} readings/s"
+}
+
+# Rounds interleave the three targets, so that load from other processes on a shared machine
+# is spread over them alike; the verdicts use each target's best round.
+for r in $(seq "$ROUNDS"); do
+    ROUND_STORED=0
+    for c in $CONNS; do sinergi_batch "$r" "$c"; done
+    plain_batch "$r"
+    for c in $CONNS; do influx_batch "$r" "$c"; done
+done
+
+# ============================================================================================
+# 4. sinergi: single-reading requests over keep-alive (1,000 water-level stations)
+# ============================================================================================
+say "sinergi: creating 1,000 water-level stations"
+start_sinergi single "$P_B"
+"$BUILD/ingest_load" setup-single --port "$P_B" --admin "$ADMIN_TOKEN" --out "$TMP/single/tokens"
+SINGLE_RATE=0 SINGLE_STORED=0 NEXT=0
+for r in $(seq "$ROUNDS"); do # the same daemon; each round continues the data set
+    say "sinergi: single-reading requests, round $r, $SINGLE_CONNS connections, ${DURATION}s"
+    measure_begin "$SINERGI_PID"
+    OUT=$(timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
+        --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --conns "$SINGLE_CONNS" \
+        --duration "$DURATION" 2>"$RESULTS/single_reading_r$r.err") ||
+        die "single-reading ingest failed: $OUT $(cat "$RESULTS/single_reading_r$r.err")"
+    echo "$OUT" >"$RESULTS/single_reading_r$r.txt"
+    measure_end "$SINERGI_PID" "$(kv seconds "$OUT")" "$(kv ok_readings "$OUT")" "$(kv client_cpu_s "$OUT")"
+    SINGLE_STORED=$((SINGLE_STORED + $(kv stored "$OUT")))
+    NEXT=$(kv next_index "$OUT")
+    RATE=$(kv readings_per_s "$OUT")
+    awk -v a="$RATE" -v b="$SINGLE_RATE" 'BEGIN {exit !(a > b)}' && SINGLE_RATE=$RATE
+    ROWS+=("single_reading_r$r|sinergi|$RATE|$(kv requests_per_s "$OUT")|$(kv p50_ms "$OUT")|$(kv p99_ms "$OUT")|$(kv ok_readings "$OUT")|-|$(kv errors "$OUT")|$SRV_US|$CLI_US|$OTHER|$SINGLE_CONNS conns")
+    say "sinergi single, round $r: $RATE readings/s"
+done
+SINGLE_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
+[ "$SINGLE_COUNT" = "$SINGLE_STORED" ] || die "sinergi stored $SINGLE_STORED single readings by its answers but holds $SINGLE_COUNT"
+ROWS+=("single_reading (all rounds)|sinergi|-|-|-|-|$SINGLE_STORED|$SINGLE_COUNT|-|-|-|-|QC good/suspect/bad $(qc_mix "$TMP/single/sinergi.db")")
+
+# ============================================================================================
+# 5. GET /api/v1/stations/latest with 1,000 stations (all reporting), wrk
+# ============================================================================================
+export SINERGI_TOKEN=$ADMIN_TOKEN
+LATEST_URL="http://127.0.0.1:$P_B/api/v1/stations/latest"
+LATEST_BYTES=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" | wc -c)
+LATEST_OK=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" |
+    python3 -c 'import json,sys; s=json.load(sys.stdin)["stations"]; print(len(s), sum(x["state"] == "ok" for x in s))')
+to_ms() { # to_ms 1.55ms|497.11us|1.02s -> milliseconds
+    awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; printf "%.2f", n }'
+}
+PAUSED_STORED=0
+latest() { # latest NAME RATE: wrk on latest for DURATION, beside ingest at RATE (-1: none, 0: full)
+    local name=$1 rate=$2 out="$RESULTS/$1.txt" ing="" ing_pid=""
+    measure_begin "$SINERGI_PID"
+    if [ "$rate" != -1 ]; then
+        timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
+            --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --rate "$rate" \
+            --conns "$( [ "$rate" = 0 ] && echo "$SINGLE_CONNS" || echo 16)" \
+            --duration "$DURATION" >"$RESULTS/$name.ingest.txt" 2>"$RESULTS/$name.ingest.err" &
+        ing_pid=$!
+    fi
+    timeout $((DURATION + 10)) wrk -t2 -c"$LATEST_CONNS" -d"${DURATION}s" --latency \
+        -s bench/http/auth.lua "$LATEST_URL" >"$out" || die "wrk failed on $LATEST_URL (see $out)"
+    local ing_rate="-" ing_cpu=0 ing_p99="-" note
+    if [ -n "$ing_pid" ]; then
+        wait "$ing_pid" || die "ingest beside $name failed: $(cat "$RESULTS/$name.ingest.err")"
+        ing=$(cat "$RESULTS/$name.ingest.txt")
+        ing_rate=$(kv readings_per_s "$ing")
+        ing_cpu=$(kv client_cpu_s "$ing")
+        ing_p99=$(kv p99_ms "$ing")
+        NEXT=$(kv next_index "$ing")
+        PAUSED_STORED=$((PAUSED_STORED + $(kv stored "$ing")))
+    fi
+    local rps p50 p99 total non2xx
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    total=$(awk '/requests in/ {print $1}' "$out")
+    non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' "$out")
+    # wrk and the ingest beside it are this script's children: "other" leaves them out.
+    measure_end "$SINERGI_PID" "$DURATION" "$total" "$ing_cpu"
+    if [ "$rate" = -1 ]; then
+        note="no ingest"
+    elif [ "$rate" = 0 ]; then
+        note="beside single-reading ingest at full speed ($SINGLE_CONNS conns): $ing_rate readings/s acknowledged, ingest p99 $ing_p99 ms"
+    else
+        note="beside paced single-reading ingest (16 conns): $ing_rate readings/s acknowledged of $rate asked, ingest p99 $ing_p99 ms"
+    fi
+    ROWS+=("$name|sinergi|-|$rps|$p50|$p99|$total requests|-|${non2xx:-0}|$SRV_US µs/request|-|$OTHER|$LATEST_CONNS wrk conns, $LATEST_BYTES-byte body; $note")
+    say "$name: $rps requests/s, p99 $p99 ms ($note)"
+}
+latest latest_idle -1
+latest latest_paced "$LATEST_RATE"
+latest latest_full 0
+stop_pid "$SINERGI_PID"
+FINAL_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
+[ "$FINAL_COUNT" = $((SINGLE_STORED + PAUSED_STORED)) ] ||
+    die "sinergi acknowledged $((SINGLE_STORED + PAUSED_STORED)) single readings but holds $FINAL_COUNT"
+
+# ============================================================================================
+# 6. MQTT — RESERVED for the MQTT ingest work (issue #3, "Ingest over MQTT").
+#    To measure: one reading per message, QoS 0 and QoS 1, sinergi's stored readings/s against
+#    Mosquitto delivering the same messages to a bare subscriber (target >= 80% of it), and zero
+#    silent loss (every published message either stored or counted as dropped). Add the rows
+#    to ROWS in the same format ("mqtt_qos0|sinergi|...", "mqtt_qos0|mosquitto bare sub|...")
+#    and verify counts with count_sinergi, as the sections above do. Not implemented here.
+# ============================================================================================
+
+{
+    echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "sinergi_version (GET /healthz): $SINERGI_VERSION"
+    echo "latest: $LATEST_BYTES bytes, stations/ok: $LATEST_OK"
+} >>"$RESULTS/env.txt"
+
+# ---- report ------------------------------------------------------------------------------
+# As in bench/http: load from other processes only lowers throughput, so each target's best
+# round is the estimate of its rate; every round is in the table.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t ? "met" : "NOT met")}'; }
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+PLAIN_BEST=$(best "${PLAIN_RATE[@]}")
+RATIO_LINES=()
+BEST_C="" SINERGI_BEST=0 INFLUX_BEST=0
+for c in $CONNS; do
+    s_runs=() i_runs=()
+    for r in $(seq "$ROUNDS"); do
+        s_runs+=("${SINERGI_RATE[$r:$c]}")
+        i_runs+=("${INFLUX_RATE[$r:$c]}")
+    done
+    sb=$(best "${s_runs[@]}") ib=$(best "${i_runs[@]}")
+    RATIO_LINES+=("  - $c connections: sinergi best $sb (runs ${s_runs[*]}), InfluxDB best $ib (runs ${i_runs[*]}): $(ratio "$sb" "$PLAIN_BEST")x plain, $(ratio "$sb" "$ib")x InfluxDB")
+    if awk -v a="$sb" -v b="$SINERGI_BEST" 'BEGIN {exit !(a > b)}'; then SINERGI_BEST=$sb BEST_C=$c; fi
+    if awk -v a="$ib" -v b="$INFLUX_BEST" 'BEGIN {exit !(a > b)}'; then INFLUX_BEST=$ib; fi
+done
+R_PLAIN=$(ratio "$SINERGI_BEST" "$PLAIN_BEST")
+R_INFLUX=$(ratio "$SINERGI_BEST" "$INFLUX_BEST")
+V_PLAIN=$(verdict "$R_PLAIN" 2)
+V_INFLUX=$(verdict "$R_INFLUX" 0.5)
+V_SINGLE=$(verdict "$SINGLE_RATE" 20000)
+MAX_OTHER=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$12 + 0 > m {m = $12 + 0} END {printf "%.2f", m}')
+QUIET=$(awk -v m="$MAX_OTHER" 'BEGIN {print (m <= 0.3 ? "quiet" : "NOT quiet: other processes took CPU during some runs, so those numbers and ratios are unreliable")}')
+{
+    echo "| benchmark | target | readings/s | requests/s | p50 ms | p99 ms | acknowledged | counted in store | errors | server CPU µs/reading | client CPU µs/reading | other procs (cores) | notes |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r name tgt rate rps p50 p99 ack cnt errs srv cli other note <<<"$row"
+        echo "| $name | $tgt | $rate | $rps | $p50 | $p99 | $ack | $cnt | $errs | $srv | $cli | $other | $note |"
+    done
+    echo "| mqtt_qos0, mqtt_qos1 | reserved | | | | | | | | | | | not measured yet: MQTT ingest is being built (see run.sh section 6) |"
+    echo
+    echo "Targets (issue #3):"
+    echo "- SenML batches >= 2x plain SQLite: $V_PLAIN (${R_PLAIN}x: sinergi $SINERGI_BEST at $BEST_C connections vs plain $PLAIN_BEST readings/s, best rounds)"
+    echo "- SenML batches >= 0.5x InfluxDB: $V_INFLUX (${R_INFLUX}x: sinergi $SINERGI_BEST vs InfluxDB $INFLUX_BEST readings/s, best rounds)"
+    printf '%s\n' "${RATIO_LINES[@]}"
+    echo "- single-reading requests >= 20,000 readings/s: $V_SINGLE ($SINGLE_RATE readings/s, best round)"
+    echo "- latest with 1,000 stations (stations/ok: $LATEST_OK): see the latest_* rows"
+    echo
+    echo "Machine during the runs: at most $MAX_OTHER cores used by other processes ($QUIET)."
+    echo "${DURATION}s per run, $ROUNDS interleaved rounds of the batch comparison; every store empty at its start; counts verified in each store afterwards. Raw output in $RESULTS/"
+} >"$RESULTS/summary.md"
+
+cat "$RESULTS/env.txt"
+echo
+cat "$RESULTS/summary.md"
+if [ "$STRICT" = 1 ]; then
+    [ "$V_PLAIN" = met ] && [ "$V_INFLUX" = met ] && [ "$V_SINGLE" = met ] || exit 1
+fi
