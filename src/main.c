@@ -40,7 +40,10 @@ static int usage(FILE *f)
                "  audit verify                            check the audit log's hash chain\n"
                "  simulate [--speed N] [--duration S] [--qos 0|1] [--seed N]\n"
                "                                          publish demo stations' readings over MQTT,\n"
-               "                                          N times faster than real time, for S seconds\n\n");
+               "                                          N times faster than real time, for S seconds\n"
+               "  simulate masamba-2020 [--speed N]       replay a reconstruction (not data) of the\n"
+               "                                          Masamba flash flood of 13 July 2020 on the\n"
+               "                                          demo gauges (docs/MASAMBA_2020.md)\n\n");
     config_print_help(f);
     return f == stderr ? 2 : 0;
 }
@@ -336,6 +339,8 @@ static int cmd_simulate(struct config *cfg, const struct config_args *args)
         return fail(&err);
     o.qos = (int)qos;
     o.seed = (uint64_t)seed;
+    o.scenario = args->npos > 1 ? args->pos[1] : NULL;
+    o.live_window_s = cfg->ews_live_window_s;
     struct sigaction sa = {.sa_handler = on_sim_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

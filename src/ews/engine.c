@@ -27,6 +27,7 @@ struct st_state {
     double v[HIST];
     int head, n;          /* ring of good readings in time order; head = next slot */
     int64_t newest_ms;    /* newest reading evaluated */
+    int64_t heard_ms;     /* wall clock of the last reading received (backfilled ones too) */
     int level[RULE__COUNT];
     int64_t below_since[RULE__COUNT];
     int flat_run;
@@ -38,6 +39,7 @@ static struct {
     struct st_state **st;
     int n, cap;
     struct db *db;
+    int64_t started_ms; /* wall clock of ews_start: what was heard before is not known */
 } E;
 
 /* ---- state ------------------------------------------------------------------------------------ */
@@ -331,6 +333,7 @@ static enum err_code on_reading(struct db_conn *c, const struct sensors_reading_
     struct st_state *s = state_of(c, r->station, r->kind, r->sensor, r->t_ms, true, err);
     if (!s)
         return err->code;
+    s->heard_ms = clock_now_ms(); /* the station speaks, even when it sends old readings */
     if (r->t_ms <= s->newest_ms)
         return ERR_OK; /* rules do not rewind: a reading older than one already judged */
     s->newest_ms = r->t_ms;
@@ -363,7 +366,10 @@ static void on_rolled_back(void *ctx)
 }
 
 /* Silent stations (wall clock): no reading for two intervals raises an operator alarm. Only
- * stations that have reported at least once: a new gauge is unknown, not alarming. */
+ * stations that have reported at least once: a new gauge is unknown, not alarming. Silent means
+ * nothing received: a logger backfilling hours-old readings after an outage (or a replay) is
+ * speaking, and is not alarmed on and off with every reading it sends; after a start, a station
+ * gets two intervals to speak before its old newest reading counts against it. */
 static void check_silent(struct db_conn *c, int64_t now_s)
 {
     json_t *codes = sensors_station_codes();
@@ -376,11 +382,13 @@ static void check_silent(struct db_conn *c, int64_t now_s)
         struct sensors_station_info info;
         if (!sensors_station_info(json_string_value(code), &info) || info.newest_ms == 0)
             continue;
-        bool silent = now_s * 1000 - info.newest_ms > 2 * (int64_t)info.interval_s * 1000;
         struct st_state *s = NULL;
         for (int k = 0; k < E.n && !s; k++)
             if (strcmp(E.st[k]->code, info.code) == 0)
                 s = E.st[k];
+        int64_t limit_ms = 2 * (int64_t)info.interval_s * 1000;
+        int64_t heard = s && s->heard_ms > E.started_ms ? s->heard_ms : E.started_ms;
+        bool silent = now_s * 1000 - info.newest_ms > limit_ms && now_s * 1000 - heard > limit_ms;
         if (!silent && (!s || s->level[RULE_SILENT] == 0))
             continue;
         if (!began && db_begin(c, &err))
@@ -423,6 +431,7 @@ enum err_code ews_start(struct db *db, const struct ews_settings *s, struct err 
 {
     (void)err;
     E.db = db;
+    E.started_ms = clock_now_ms();
     ews__settings = *s;
     static const struct sensors_observer o = {on_reading, on_committed, on_rolled_back, on_tick,
                                               NULL};

@@ -192,6 +192,11 @@ enum err_code sim_run(struct db *db, const struct mqtt_settings *broker,
     static struct device d[MAX_STATIONS];
     json_t *list = NULL;
     int ncatch = 1, n = 0;
+    if (o->scenario && strcmp(o->scenario, SIM_MASAMBA_NAME) == 0)
+        return sim_masamba_run(db, broker, o, stop, err);
+    if (o->scenario)
+        return err_set(err, ERR_INVALID, "unknown scenario '%s' (known: " SIM_MASAMBA_NAME ")",
+                       o->scenario);
     struct db_conn *c = db_acquire(db);
     sensors_station_list(c, true, &list, err);
     db_release(db, c);

@@ -22,6 +22,8 @@ struct sim_options {
     double duration_s; /* wall-clock seconds to run; 0 = until *stop */
     int qos;           /* 0 or 1 */
     uint64_t seed;
+    const char *scenario;  /* NULL: the weather model; "masamba-2020": the replay below */
+    int64_t live_window_s; /* the ews_live_window_s in force, for a hint (0 = unknown) */
 };
 
 /* Rotates every demo station's device token (the broker learns the new passwords through the
@@ -71,5 +73,29 @@ double sim_rain_mm(const struct sim_model *m, int c, int64_t t, int dt);
 double sim_level_step(struct sim_model *m, struct sim_station *s, int64_t t);
 double sim_gauss(uint64_t *rng);
 double sim_uniform(uint64_t *rng, double lo, double hi);
+
+/* ---- the Masamba 2020 scenario (masamba.c) ------------------------------------------------- */
+/* A reconstruction, not data: docs/MASAMBA_2020.md. Scenario time is 2020 unix time. */
+#define SIM_MASAMBA_NAME "masamba-2020"
+enum {
+    SIM_MASAMBA_START = 1594526400, /* 2020-07-12T12:00:00+08:00 */
+    SIM_MASAMBA_END = 1594647000,   /* 2020-07-13T21:30:00+08:00, the last readings */
+    SIM_MASAMBA_NSTATIONS = 5,
+};
+/* The DEMO stations it plays, in the order of sim_reading.station (rain gauges first). */
+extern const char *const sim_masamba_codes[SIM_MASAMBA_NSTATIONS];
+struct sim_reading {
+    int station; /* index into sim_masamba_codes */
+    int64_t t;   /* scenario time */
+    double v;    /* m, or mm of rain over the 10 minutes before t */
+};
+/* Every reading of the scenario in time order (rain before levels at the same time); returns
+ * the count, -1 when out of memory. Deterministic. Caller frees *out. */
+int sim_masamba_readings(struct sim_reading **out);
+/* Replays the scenario over MQTT on the demo gauges (tokens rotated as sim_run does), readings
+ * stamped so that the scenario ends when the replay ends. */
+enum err_code sim_masamba_run(struct db *db, const struct mqtt_settings *broker,
+                              const struct sim_options *o, volatile sig_atomic_t *stop,
+                              struct err *err);
 
 #endif
