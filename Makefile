@@ -20,7 +20,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-release test-asan unit api browser deps clean bench fmt
+.PHONY: all run test test-release test-asan unit api browser web deps clean bench fmt
 all: sinergi
 
 sinergi: $(BUILD)/sinergi
@@ -47,7 +47,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 # `scripts/mqtt-broker.sh stop var/mosquitto`). `./sinergi simulate --speed 60` feeds it.
 MQTT_PORT ?= 18830
 run: deps
-	$(MAKE) sinergi
+	$(MAKE) sinergi web
 	./sinergi migrate
 	scripts/mqtt-broker.sh start var/mosquitto $(MQTT_PORT)
 	./sinergi serve --mqtt-enabled 1 --mqtt-port $(MQTT_PORT)
@@ -80,8 +80,35 @@ unit: $(UNIT_BIN)
 api: $(BUILD)/sinergi
 	SINERGI_BIN=$(abspath $(BUILD)/sinergi) python3 -m unittest discover -s tests/api -t . -v
 
-browser: sinergi
-	@echo "browser: no pages are served yet (the COC issue adds them)"
+# Playwright (playwright-core from npm) driving Debian's /usr/bin/chromium against a real daemon
+# that each test file starts on a free port with a temporary database.
+browser: sinergi web
+	SINERGI_BIN=$(abspath sinergi) node --test --test-concurrency=1 tests/browser/
+
+# ---- web app -----------------------------------------------------------------------------
+# Installs the locked npm packages, copies Leaflet and uPlot into web/assets under versioned
+# names (served as immutable), checks that the pages name exactly those files, and writes a
+# gzip -9 sibling of every file, which sinergi sends to browsers that accept gzip. No CDN.
+WEB_ASSETS := web/assets
+web: node_modules/.package-lock.json
+	@set -e; \
+	lv=$$(node -p "require('./node_modules/leaflet/package.json').version"); \
+	uv=$$(node -p "require('./node_modules/uplot/package.json').version"); \
+	rm -f web/*.gz $(WEB_ASSETS)/*.gz $(WEB_ASSETS)/leaflet-* $(WEB_ASSETS)/uplot-*; \
+	cp node_modules/leaflet/dist/leaflet.js $(WEB_ASSETS)/leaflet-$$lv.js; \
+	cp node_modules/leaflet/dist/leaflet.css $(WEB_ASSETS)/leaflet-$$lv.css; \
+	cp node_modules/uplot/dist/uPlot.iife.min.js $(WEB_ASSETS)/uplot-$$uv.min.js; \
+	cp node_modules/uplot/dist/uPlot.min.css $(WEB_ASSETS)/uplot-$$uv.min.css; \
+	own=$$(ls web/index.html $(WEB_ASSETS)/*.js | grep -vE '/(leaflet|uplot)-'); \
+	for ref in $$(grep -ohE '(leaflet|uplot)-[0-9][0-9.]*[0-9](\.min)?\.(js|css)' $$own | sort -u); do \
+	  test -f $(WEB_ASSETS)/$$ref || { echo "web: a page names $$ref but npm installed leaflet $$lv and uplot $$uv"; exit 1; }; \
+	done; \
+	for f in web/index.html $(WEB_ASSETS)/*; do gzip -9 -k -n -f $$f; done; \
+	echo "web: leaflet $$lv, uplot $$uv; $$(ls $(WEB_ASSETS) | grep -vc '\.gz$$') assets, gzip siblings written"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
 
 bench: sinergi
 	bench/http/run.sh

@@ -141,6 +141,8 @@ static bool region_names(struct db_conn *c, const char *code, char *out, size_t 
     const char *nm = json_string_value(json_object_get(j, "name"));
     const char *word = level_word(json_string_value(json_object_get(j, "level")));
     const char *par = json_string_value(json_object_get(j, "parent"));
+    if (nm && *word && strncmp(nm, word, strlen(word)) == 0)
+        word = ""; /* the data already says "Kabupaten Luwu Utara" */
     snprintf(out, n, "%s%s%s", word, *word ? " " : "", nm ? nm : code);
     snprintf(name, name_n, "%s", nm ? nm : code);
     snprintf(parent, 24, "%s", par ? par : "");

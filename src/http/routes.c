@@ -5,7 +5,9 @@
 #include "http/http.h"
 #include "http/ops_http.h"
 #include "http/sse.h"
+#include "http/static.h"
 #include "notify/notify_http.h"
+#include "publik/publik_http.h"
 #include "regions/regions_http.h"
 #include "ews/ews_http.h"
 #include "sensors/sensors_http.h"
@@ -77,10 +79,17 @@ const struct route http_routes[] = {
     {"GET", "/cap/alerts.atom", cap_http_feed, PUBLIC, NULL, 0},
     {"GET", "/cap/alerts/{id}.xml", cap_http_alert, PUBLIC, NULL, 0},
 
+    /* the public flood status page: plain HTML for residents, no sign-in, no JavaScript */
+    {"GET", "/publik", publik_http_page, PUBLIC, NULL, 0},
+
     /* notification targets: their URLs and secrets are the platform's to manage */
     {"GET", "/api/v1/webhooks", notify_http_webhook_list, ADMIN, NULL, 0},
     {"POST", "/api/v1/webhooks", notify_http_webhook_create, ADMIN, NULL, 16384},
     {"DELETE", "/api/v1/webhooks/{id}", notify_http_webhook_delete, ADMIN, NULL, 0},
+
+    /* the COC web app: its files are public (it signs in through the API); assets are flat */
+    {"GET", "/", static_http_index, PUBLIC, NULL, 0},
+    {"GET", "/assets/{file}", static_http_asset, PUBLIC, NULL, 0},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

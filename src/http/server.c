@@ -557,9 +557,13 @@ static enum MHD_Result queue(struct http_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (int i = 0; i < r->nheaders; i++)
+    bool own_cache = false; /* a handler's own Cache-Control (static files) replaces no-store */
+    for (int i = 0; i < r->nheaders; i++) {
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+        own_cache |= strcasecmp(r->hname[i], MHD_HTTP_HEADER_CACHE_CONTROL) == 0;
+    }
+    if (!own_cache)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->mhd, r->status, resp);

@@ -62,9 +62,12 @@ MATRIX = {
     ("PUT", "/api/v1/stations/{code}/rules/{rule}"): (U, A, F,  A,        H,          F),
     ("GET", "/cap/alerts.atom"):                (A,  A,    A,   A,        A,          A),
     ("GET", "/cap/alerts/{id}.xml"):            (A,  A,    A,   A,        A,          A),
+    ("GET", "/publik"):                         (A,  A,    A,   A,        A,          A),
     ("GET", "/api/v1/webhooks"):                (U,  A,    F,   F,        F,          F),
     ("POST", "/api/v1/webhooks"):               (U,  A,    F,   F,        F,          F),
     ("DELETE", "/api/v1/webhooks/{id}"):        (U,  A,    F,   F,        F,          F),
+    ("GET", "/"):                               (A,  A,    A,   A,        A,          A),
+    ("GET", "/assets/{file}"):                  (A,  A,    A,   A,        A,          A),
 }
 
 # The signed-in callers: (username, role, OPD).
@@ -398,6 +401,24 @@ class AccessMatrixTest(DaemonTest):
                         after_denied=lambda: self.assertIn(desc, self.webhook_descriptions()),
                         after_allowed=lambda: self.assertNotIn(desc,
                                                                self.webhook_descriptions()))
+        return self.call_for_publik(route, caller)
+
+    def call_for_publik(self, route, caller):
+        if route == ("GET", "/publik"):
+            return Call("/publik", check=lambda r: (
+                self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8"),
+                self.assertIn("<h1>Status Banjir", r.body)))
+        return self.call_for_web(route, caller)
+
+    def call_for_web(self, route, caller):
+        # the COC's files are public: the page signs in through the API
+        if route == ("GET", "/"):
+            return Call("/", check=lambda r: (
+                self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8"),
+                self.assertIn('id="login-form"', r.body)))
+        if route == ("GET", "/assets/{file}"):
+            return Call("/assets/app.css", check=lambda r: self.assertEqual(
+                r.header("Content-Type"), "text/css; charset=utf-8"))
         return None
 
     def check_user_list(self, r, caller):
