@@ -261,8 +261,9 @@ static unsigned long long fnv1a(const char *s, size_t n)
 static enum err_code send_config(struct http_req *r, struct err *err)
 {
     const struct config *cfg = http_app(r)->cfg;
-    char *s = json_dumps(json_pack("{s:s,s:s}", "tile_url", cfg->tile_url, "regency", cfg->regency),
-                         JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_t *j = json_pack("{s:s,s:s}", "tile_url", cfg->tile_url, "regency", cfg->regency);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
     if (!s)
         return err_set(err, ERR_INTERNAL, "out of memory rendering config.json");
     size_t n = strlen(s);
