@@ -242,7 +242,7 @@ static void measured(char *out, size_t n, const struct warning *w, const struct 
         snprintf(out, n, "Tinggi muka air %s di %s %s m pada %s.", p->subject, p->st.name, v, when);
 }
 
-static const char *const todo[4] = {
+static const char *const advice[4] = {
     "",
     "Pantau tinggi air dan informasi BPBD. Jauhi bantaran sungai. Siapkan tas siaga (dokumen "
     "penting, obat, senter, air minum) dan kenali jalur evakuasi serta titik kumpul terdekat.",
@@ -325,7 +325,7 @@ static void compose(struct texts *t, const struct warning *w, const struct place
                          : "Air turun tetapi belum aman: jangan kembali ke bantaran sungai "
                            "sebelum peringatan dicabut. ")
                  : "",
-             todo[m->level]);
+             advice[m->level]);
 }
 
 /* ---- writing XML ---------------------------------------------------------------------------- */

@@ -92,7 +92,7 @@ static const char *const meaning[4] = {
 };
 
 /* The short form, for the table of levels. */
-static const char *const todo_short[4] = {
+static const char *const advice_short[4] = {
     "Ikuti informasi BPBD, terutama saat hujan deras.",
     "Pantau sungai, jauhi bantaran sungai, siapkan tas siaga.",
     "Bersiap mengungsi; dahulukan lansia, anak-anak dan penyandang disabilitas.",
@@ -101,7 +101,7 @@ static const char *const todo_short[4] = {
 
 /* What to do at each level, in plain Indonesian. Awas carries the Masamba lesson: the water
  * dropped at 20:45 and the surge came at 21:00, so a drop is no all-clear. */
-static const char *const todo[4] = {
+static const char *const advice[4] = {
     "Tidak ada peringatan. Tetap ikuti informasi BPBD, terutama saat hujan deras.",
     "Pantau sungai dan informasi BPBD. Jauhi bantaran sungai. Siapkan tas siaga (dokumen "
     "penting, obat, senter, air minum, pakaian) dan kenali jalur evakuasi serta titik kumpul "
@@ -240,7 +240,7 @@ static void headline(struct html *h, const struct publik_view *v)
         if (s->demo)
             html_lit(h, "<p>Ini data demonstrasi dari pos DEMO, bukan pengukuran nyata.</p>\n");
         html_lit(h, "<p>");
-        html_text(h, todo[clamp_level(w->level)]);
+        html_text(h, advice[clamp_level(w->level)]);
         html_lit(h, "</p>\n<p><a href=\"#h-peringatan\">");
         html_textf(h, "Peringatan berlaku di %d pos: lihat rinciannya", stations_warned(v));
         html_lit(h, "</a></p>\n</div>\n");
@@ -421,7 +421,7 @@ static void station_warnings(struct html *h, const struct publik_view *v, int fi
     html_lit(h, "</dd>\n<dt>Terukur</dt><dd>");
     measurements(h, v, first);
     html_lit(h, "</dd>\n<dt>Yang harus dilakukan</dt><dd>");
-    html_text(h, todo[clamp_level(top->level)]);
+    html_text(h, advice[clamp_level(top->level)]);
     html_lit(h, "</dd>\n</dl>\n");
     cap_links(h, v, first);
     html_lit(h, "</li>\n");
@@ -545,7 +545,7 @@ static void levels(struct html *h)
         html_lit(h, "</th><td>");
         html_text(h, meaning[level]);
         html_lit(h, "<br><strong>");
-        html_text(h, todo_short[level]);
+        html_text(h, advice_short[level]);
         html_lit(h, "</strong></td></tr>\n");
     }
     html_lit(h, "</tbody>\n</table>\n<p><strong>Air surut belum tentu aman.</strong> Pada banjir "
