@@ -50,14 +50,16 @@ die() { echo "bench/alerts: $*" >&2; exit 1; }
 say() { echo "bench/alerts: $*" >&2; }
 
 is_int() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
-is_int "$DURATION" && [ "$DURATION" -ge 5 ] && [ "$DURATION" -le 30 ] || die "BENCH_DURATION must be 5..30 seconds"
-is_int "$WARMUP" && [ "$WARMUP" -le 10 ] || die "BENCH_WARMUP must be 0..10 seconds"
-is_int "$RATE" && [ "$RATE" -le 100000 ] || die "BENCH_RATE must be 0..100000 readings/s"
-is_int "$NBG" && [ "$NBG" -ge 1 ] && [ "$NBG" -le 5000 ] || die "BENCH_BG_STATIONS must be 1..5000"
-is_int "$NPROBE" && [ "$NPROBE" -ge 1 ] && [ "$NPROBE" -le 16 ] || die "BENCH_PROBE_STATIONS must be 1..16"
+in_range() { is_int "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; } # in_range N MIN MAX
+in_range "$DURATION" 5 30 || die "BENCH_DURATION must be 5..30 seconds"
+in_range "$WARMUP" 0 10 || die "BENCH_WARMUP must be 0..10 seconds"
+in_range "$RATE" 0 100000 || die "BENCH_RATE must be 0..100000 readings/s"
+in_range "$NBG" 1 5000 || die "BENCH_BG_STATIONS must be 1..5000"
+in_range "$NPROBE" 1 16 || die "BENCH_PROBE_STATIONS must be 1..16"
 GAP_MIN=${GAP%-*} GAP_MAX=${GAP#*-}
-is_int "$GAP_MIN" && is_int "$GAP_MAX" && [ "$GAP_MIN" -ge 10 ] && [ "$GAP_MAX" -ge "$GAP_MIN" ] ||
-    die "BENCH_GAP_MS must be MIN-MAX milliseconds, MIN >= 10"
+if ! in_range "$GAP_MIN" 10 100000 || ! in_range "$GAP_MAX" "$GAP_MIN" 100000; then
+    die "BENCH_GAP_MS must be MIN-MAX milliseconds, 10 <= MIN <= MAX"
+fi
 case $QOS in 0 | 1) ;; *) die "BENCH_QOS must be 0 or 1" ;; esac
 is_int "$WAIT_QUIET" || die "BENCH_WAIT_QUIET must be whole seconds"
 for tool in cc pkg-config curl python3 sqlite3 mosquitto_ctrl awk; do
@@ -252,6 +254,7 @@ fi
 say "measuring: phases $PHASES, ${DURATION}s each after ${WARMUP}s warm-up, background $RATE readings/s over $NBG connections"
 echo "uptime_start: $(uptime)" >>"$RESULTS/env.txt"
 NPH=$(awk -F, '{print NF}' <<<"$PHASES")
+# shellcheck disable=SC2086 # ALERT_BENCH_PREFIX is a command with arguments
 timeout $(((DURATION + WARMUP + WAIT_QUIET + 45) * NPH + 60)) ${ALERT_BENCH_PREFIX:-} "$BUILD/alert_bench" --mqtt-port "$P_MQTT" \
     --http-port "$P_HTTP" --hook-port "$P_HOOK" --token "$TOKEN" --probes "$TMP/probes.txt" \
     --background "$TMP/background.txt" --out "$RESULTS" --rate "$RATE" --duration "$DURATION" \
@@ -343,7 +346,8 @@ QUIETEST=$(for ph in $PHASE_NAMES; do
     [ "${ph#load}" != "$ph" ] || continue
     echo "$(kv other "$(grep "^phase=$ph kind=cpu" "$S")") $ph"
 done | sort -g | head -1 | awk '{print $2}')
-LOADP99= LOADRATE=
+LOADP99=
+LOADRATE=
 if [ -n "$QUIETEST" ]; then
     LOADP99=$(kv p99 "$(grep "^phase=$QUIETEST path=sse_all " "$S" | head -1)")
     LOADRATE=$(kv stored_rate "$(grep "^phase=$QUIETEST kind=load" "$S" | head -1)")

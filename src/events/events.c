@@ -35,7 +35,7 @@ static struct {
     uint64_t *index; /* 0: empty */
     size_t index_mask;
     _Atomic uint64_t last; /* written under lock; read without it by events_last_id */
-    void (*wake)(void *ctx);
+    void (*wake)(void *ctx, bool urgent);
     void *wake_ctx;
 } hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -132,7 +132,7 @@ void events_shutdown(void)
     pthread_mutex_unlock(&hub.lock);
 }
 
-void events_set_waker(void (*wake)(void *ctx), void *ctx)
+void events_set_waker(void (*wake)(void *ctx, bool urgent), void *ctx)
 {
     pthread_mutex_lock(&hub.lock);
     hub.wake = wake;
@@ -204,13 +204,13 @@ uint64_t events_publish(const char *type, const char *key, const char *kind, con
     if (coalesce)
         hub.index[index_find(ev, &found)] = id; /* insert, or supersede the older one */
     atomic_store(&hub.last, id);
-    void (*wake)(void *) = hub.wake;
+    void (*wake)(void *, bool) = hub.wake;
     void *wake_ctx = hub.wake_ctx;
     pthread_mutex_unlock(&hub.lock);
 
     free(old);
     if (wake)
-        wake(wake_ctx);
+        wake(wake_ctx, !coalesce);
     return id;
 }
 

@@ -55,6 +55,6 @@ uint64_t events_last_id(void);
 
 /* Called (from the publisher's thread) after each publish; the SSE layer uses it to resume
  * suspended streams. One waker; set once at start. */
-void events_set_waker(void (*wake)(void *ctx), void *ctx);
+void events_set_waker(void (*wake)(void *ctx, bool urgent), void *ctx);
 
 #endif

@@ -48,6 +48,8 @@ static uint64_t last_resume_ns;   /* when the timer last resumed streams for a p
 static bool wake_pending;         /* published since: the timer resumes the waiting streams */
 static uint64_t timer_due_ns;     /* when the timer looks next */
 static _Atomic uint64_t wake_gen; /* bumped by every publish, under `lock` */
+static _Atomic uint64_t urgent_gen; /* bumped by every urgent (non-coalescing) publish */
+static bool urgent_pending;         /* the timer resumes the waiting streams at once */
 static atomic_bool stopping;
 static atomic_int nstreams;
 
@@ -93,13 +95,16 @@ static void resume_all(void)
  * thread does the resuming, at most every SSE_BATCH_MS, so a burst of publishes costs each
  * stream one wake-up and readers, a little behind, get coalesced events; the first publish after
  * a quiet spell is handed over at once. */
-static void wake(void *ctx)
+static void wake(void *ctx, bool urgent)
 {
     (void)ctx;
     pthread_mutex_lock(&lock);
     atomic_fetch_add(&wake_gen, 1); /* running streams read again instead of suspending */
-    if (waiting && !wake_pending) {
+    if (urgent)
+        atomic_fetch_add(&urgent_gen, 1);
+    if (waiting && (!wake_pending || (urgent && !urgent_pending))) {
         wake_pending = true;
+        urgent_pending = urgent_pending || urgent;
         pthread_cond_signal(&tick);
     }
     pthread_mutex_unlock(&lock);
@@ -111,8 +116,9 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&lock);
     while (!atomic_load(&stopping)) {
         uint64_t now = clock_mono_ns();
-        if (wake_pending && now - last_resume_ns >= BATCH_NS) {
+        if (wake_pending && (urgent_pending || now - last_resume_ns >= BATCH_NS)) {
             wake_pending = false;
+            urgent_pending = false;
             last_resume_ns = now;
             resume_all();
         }
@@ -252,6 +258,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     for (int tries = 1;; tries++) {
         uint64_t gen = atomic_load(&wake_gen); /* before reading: a publish after bumps it */
+        uint64_t ugen = atomic_load(&urgent_gen);
         ssize_t n = read_events(s, buf, max);
         if (n != 0)
             return n;
@@ -263,7 +270,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         bool missed = atomic_load(&wake_gen) != gen; /* published while we read */
-        if (missed && tries < 4) {
+        if (missed && (tries < 4 || atomic_load(&urgent_gen) != ugen)) {
             pthread_mutex_unlock(&lock);
             continue;
         }

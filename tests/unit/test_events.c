@@ -307,9 +307,10 @@ static void test_against_model(void)
 }
 
 static atomic_int wakes;
-static void count_wake(void *ctx)
+static void count_wake(void *ctx, bool urgent)
 {
     (void)ctx;
+    (void)urgent;
     atomic_fetch_add(&wakes, 1);
 }
 
