@@ -420,6 +420,10 @@ static void commit_batches(struct ingest_batch *list)
                 store_reading(b, &b->items[i], &err);
     if (!err.code)
         db_commit(w.conn, &err);
+    /* Readings go on the live stream before the alerts they caused, so a screen never shows a
+     * new level beside the value before it. */
+    for (struct ingest_batch *b = list; b && !err.code; b = b->next)
+        publish(b);
     if (has_observer && !err.code && observer.committed)
         observer.committed(observer.ctx);
     if (err.code) {
@@ -433,8 +437,6 @@ static void commit_batches(struct ingest_batch *list)
     }
     for (struct ingest_batch *b = list, *next; b; b = next) {
         next = b->next;
-        if (!err.code)
-            publish(b);
         finish(b, err.code ? (err.code == ERR_UNAVAILABLE ? ERR_UNAVAILABLE : ERR_INTERNAL) : ERR_OK);
     }
 }
