@@ -38,6 +38,9 @@ static int usage(FILE *f)
                "  user add USERNAME --role ROLE --opd OPD  add a user; password read from stdin\n"
                "  user passwd USERNAME                    set a password read from stdin\n"
                "  audit verify                            check the audit log's hash chain\n"
+               "  readings count                          how many raw readings are stored\n"
+               "  readings export                         every raw reading as CSV on stdout\n"
+               "                                          (read-only; safe beside a running daemon)\n"
                "  simulate [--speed N] [--duration S] [--qos 0|1] [--seed N]\n"
                "                                          publish demo stations' readings over MQTT,\n"
                "                                          N times faster than real time, for S seconds\n"
@@ -178,7 +181,8 @@ static int cmd_serve(struct config *cfg)
 
     events_init(16384); /* live events held for Last-Event-ID resume; before any publisher */
     struct sensors_settings ss = {cfg->ingest_backfill_s, cfg->ingest_clock_skew_s,
-                                  cfg->raw_retention_days, cfg->ingest_max_records};
+                                  cfg->raw_retention_days, cfg->ingest_max_records,
+                                  cfg->readings_compact_after, cfg->readings_compact_age_s};
     struct ews_settings es = {cfg->ews_escalate_after_s, cfg->ews_escalate_max,
                               cfg->ews_live_window_s};
     struct notify_settings ns = notify_settings_of(cfg);
@@ -307,6 +311,28 @@ static int cmd_audit(struct config *cfg, const struct config_args *args)
     return 0;
 }
 
+static int cmd_readings(struct config *cfg, const struct config_args *args)
+{
+    struct err err = ERR_INIT;
+    struct app app;
+    bool count = args->npos == 2 && strcmp(args->pos[1], "count") == 0;
+    if (!count && !(args->npos == 2 && strcmp(args->pos[1], "export") == 0))
+        return usage(stderr);
+    if (open_app(&app, cfg, 1, &err))
+        return fail(&err);
+    struct db_conn *c = db_acquire(app.db);
+    int64_t n = 0;
+    if (count && sensors_readings_count(c, &n, &err) == ERR_OK)
+        printf("%lld\n", (long long)n);
+    else if (!count)
+        sensors_readings_export(c, stdout, &err);
+    db_release(app.db, c);
+    db_close(app.db);
+    if (fflush(stdout) != 0 && !err.code)
+        err_set(&err, ERR_INTERNAL, "cannot write to stdout");
+    return err.code ? fail(&err) : 0;
+}
+
 static volatile sig_atomic_t sim_stop;
 
 static void on_sim_signal(int sig)
@@ -385,6 +411,8 @@ int main(int argc, char **argv)
         return cmd_user(&cfg, &args);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(&cfg, &args);
+    if (strcmp(cmd, "readings") == 0)
+        return cmd_readings(&cfg, &args);
     if (strcmp(cmd, "simulate") == 0)
         return cmd_simulate(&cfg, &args);
     if (strcmp(cmd, "help") == 0)

@@ -209,13 +209,15 @@ start_sinergi() { # start_sinergi NAME PORT: fresh database, no demo stations; s
         die "login failed: $login"
 }
 
+# Raw readings are packed (a log and per-sensor blocks): the store's own read-only tools count
+# them, from the database file, after the daemon stopped.
 count_sinergi() { # count_sinergi DB: readings stored
-    sqlite3 "$1" "SELECT count(*) FROM readings"
+    SINERGI_SEED_DEMO=0 "$SINERGI_BIN" readings count --db "$1" --data-dir data
 }
 
 qc_mix() { # qc_mix DB: "good/suspect/bad" counts
-    sqlite3 "$1" "SELECT COALESCE(SUM(qc = 1), 0) || '/' || COALESCE(SUM(qc = 2), 0) || '/' || \
-        COALESCE(SUM(qc = 4), 0) FROM readings"
+    SINERGI_SEED_DEMO=0 "$SINERGI_BIN" readings export --db "$1" --data-dir data |
+        awk -F, 'NR > 1 { c[$6]++ } END { printf "%d/%d/%d", c[1], c[3], c[4] }'
 }
 
 # ---- measuring ---------------------------------------------------------------------------

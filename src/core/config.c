@@ -46,6 +46,8 @@ const struct config_setting config_settings[] = {
     INT(ews_live_window_s, "3600", 60, 31622400, "rule decisions from readings older than this are backfill: recorded, not sent to the public"),
     INT(seed_demo, "1", 0, 1, "on an empty database, create the DEMO stations of data/demo_stations.json"),
     INT(raw_retention_days, "0", 0, 36500, "delete raw readings older than this many days (rollups stay); 0 = keep"),
+    INT(readings_compact_after, "1000000", 1, 50000000, "readings held in memory (and in the log) before they are packed into per-sensor blocks"),
+    INT(readings_compact_age_s, "60", 1, 86400, "the longest a reading waits in memory (and in the log) before it is packed into blocks, in seconds"),
     INT(mqtt_enabled, "0", 0, 1, "1 = ingest over MQTT from the Mosquitto broker and keep its device accounts in step with stations"),
     STR(mqtt_host, "127.0.0.1", "address of the Mosquitto broker"),
     INT(mqtt_port, "18830", 1, 65535, "port of the Mosquitto broker (scripts/mqtt-broker.sh start DIR PORT)"),

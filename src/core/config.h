@@ -35,6 +35,7 @@ struct config {
     long ingest_clock_skew_s;
     long ingest_max_records;
     long raw_retention_days;
+    long readings_compact_after, readings_compact_age_s;
     long seed_demo;
     long ews_escalate_after_s;
     long ews_escalate_max;

@@ -35,6 +35,8 @@ enum err_code db_exec(struct db_conn *c, const char *sql, struct err *err);
 
 /* A write transaction: takes the write lock at once so it cannot fail later on upgrade. */
 enum err_code db_begin(struct db_conn *c, struct err *err);
+/* A read-only transaction: its snapshot is taken by the first statement that reads. */
+enum err_code db_begin_read(struct db_conn *c, struct err *err);
 enum err_code db_commit(struct db_conn *c, struct err *err);
 /* Safe to call when no transaction is open. */
 void db_rollback(struct db_conn *c);

@@ -183,6 +183,14 @@ enum err_code db_begin(struct db_conn *c, struct err *err)
     return db_run(s, err);
 }
 
+enum err_code db_begin_read(struct db_conn *c, struct err *err)
+{
+    struct db_stmt *s;
+    if (db_prepare(c, &s, "BEGIN DEFERRED", err))
+        return err->code;
+    return db_run(s, err);
+}
+
 enum err_code db_commit(struct db_conn *c, struct err *err)
 {
     struct db_stmt *s;

@@ -10,6 +10,7 @@
 
 struct sensors_settings sensors__settings = {
     .backfill_s = 30 * 86400, .clock_skew_s = 300, .raw_retention_days = 0, .max_records = 10000,
+    .compact_after = 1000000, .compact_age_s = 60,
 };
 
 static void reject(struct ingest_batch *b, size_t index, const char *reason)

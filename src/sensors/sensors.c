@@ -1,4 +1,5 @@
 /* sensors: schema, start and stop of the room, and the readings query (raw or rollups). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,21 +60,42 @@ const struct db_migration sensors_migrations[] = {
     {21, "sensors: sensor ids are never reused",
      "INSERT INTO sensors_meta (key, value) SELECT 'sensor_id_last', COALESCE(MAX(id), 0) "
      "FROM sensors;"},
+    /* Readings packed: a log row per writer transaction and per-sensor blocks (store.c).
+     * Rows of the old `readings` table are packed into blocks by store.c on first start. */
+    {22, "sensors: readings packed in a log and per-sensor blocks",
+     "CREATE TABLE reading_log ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  n INTEGER NOT NULL,"
+     "  data BLOB NOT NULL);"
+     "CREATE TABLE reading_blocks ("
+     "  sensor_id INTEGER NOT NULL,"
+     "  t0 INTEGER NOT NULL,"
+     "  t1 INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL,"
+     "  data BLOB NOT NULL,"
+     "  PRIMARY KEY (sensor_id, t0)) WITHOUT ROWID;"
+     "CREATE INDEX reading_blocks_t1 ON reading_blocks(t1);"},
     {0, NULL, NULL},
 };
 
 static enum err_code load_latest(struct db_conn *c, struct err *err)
 {
+    static const char sql[] = "SELECT id FROM sensors";
     struct db_stmt *s;
     bool row;
-    if (db_prepare(c, &s,
-                   "SELECT s.id, r.t, r.v, r.qc FROM sensors s JOIN readings r ON r.sensor_id = "
-                   "s.id AND r.t = (SELECT MAX(t) FROM readings m WHERE m.sensor_id = s.id)",
-                   err))
+    if (db_prepare(c, &s, sql, err))
         return err->code;
-    while (db_step(s, &row, err) == ERR_OK && row)
-        sensors__latest_note(db_col_int64(s, 0), db_col_int64(s, 1), db_col_double(s, 2),
-                             (int)db_col_int64(s, 3));
+    while (db_step(s, &row, err) == ERR_OK && row) {
+        int64_t id = db_col_int64(s, 0);
+        struct store_pt *p;
+        size_t n;
+        if (store__tail(c, id, 1, false, &p, &n, err))
+            break;
+        if (n)
+            sensors__latest_note(id, p[0].t_ms, p[0].v, p[0].qc);
+        free(p);
+    }
+    db_done(s);
     return err->code;
 }
 
@@ -83,10 +105,10 @@ enum err_code sensors_start(struct db *db, const struct sensors_settings *st, st
     struct db_conn *c = db_acquire(db);
     enum err_code rc = sensors__registry_load(c, err);
     if (rc == ERR_OK)
+        rc = sensors__writer_start(db, err); /* the store: the last run's log is read back */
+    if (rc == ERR_OK)
         rc = load_latest(c, err);
     db_release(db, c);
-    if (rc == ERR_OK)
-        rc = sensors__writer_start(db, err);
     return rc;
 }
 
@@ -134,24 +156,17 @@ static int64_t choose_step(int64_t from, int64_t to)
 static enum err_code raw_points(struct db_conn *c, int64_t id, int64_t from, int64_t to,
                                 int64_t limit, json_t *points, struct err *err)
 {
-    struct db_stmt *s;
-    bool row;
-    if (db_prepare(c, &s,
-                   "SELECT t, v, qc, qc_failed FROM readings WHERE sensor_id = ? AND t >= ? AND "
-                   "t <= ? ORDER BY t LIMIT ?",
-                   err))
+    struct store_pt *pts;
+    size_t n;
+    if (store__read(c, id, from * 1000, to * 1000 + 999, limit > 0 ? (size_t)limit : 0, &pts,
+                    &n, err))
         return err->code;
-    db_bind_int64(s, 1, id);
-    db_bind_int64(s, 2, from * 1000);
-    db_bind_int64(s, 3, to * 1000 + 999);
-    db_bind_int64(s, 4, limit);
-    while (db_step(s, &row, err) == ERR_OK && row) {
+    for (size_t i = 0; i < n; i++) {
         char t[CLOCK_FMT_LEN];
-        int64_t ms = db_col_int64(s, 0);
-        clock_fmt_utc(t, ms / 1000);
-        json_t *p = json_pack("{s:s,s:f,s:s}", "t", t, "v", db_col_double(s, 1), "qc",
-                              sensors__qc_name((int)db_col_int64(s, 2)));
-        int failed = (int)db_col_int64(s, 3);
+        clock_fmt_utc(t, pts[i].t_ms / 1000);
+        json_t *p = json_pack("{s:s,s:f,s:s}", "t", t, "v", pts[i].v, "qc",
+                              sensors__qc_name(pts[i].qc));
+        int failed = pts[i].failed;
         if (failed) {
             json_t *tests = json_array();
             static const struct {
@@ -166,61 +181,97 @@ static enum err_code raw_points(struct db_conn *c, int64_t id, int64_t from, int
         }
         json_array_append_new(points, p);
     }
-    return err->code;
+    free(pts);
+    return ERR_OK;
 }
 
+struct bucket {
+    int64_t bucket, n, n_bad;
+    double vmin, vmax, vsum;
+};
+
+static void bucket_point(json_t *points, const struct bucket *b)
+{
+    char t[CLOCK_FMT_LEN];
+    clock_fmt_utc(t, b->bucket);
+    json_t *p = json_pack("{s:s,s:I,s:I}", "t", t, "n", (json_int_t)b->n, "n_bad",
+                          (json_int_t)b->n_bad);
+    if (b->n > 0) {
+        json_object_set_new(p, "min", json_real(b->vmin));
+        json_object_set_new(p, "max", json_real(b->vmax));
+        json_object_set_new(p, "mean", json_real(b->vsum / (double)b->n));
+    }
+    json_array_append_new(points, p);
+}
+
+/* Flushed buckets from `rollups`, then the buckets after the newest flushed one aggregated
+ * from raw readings (they are still open in the writer's memory). */
 static enum err_code rollup_points(struct db_conn *c, int64_t id, int64_t step, int64_t from,
                                    int64_t to, int64_t limit, json_t *points, struct err *err)
 {
+    static const char sql[] =
+        "SELECT bucket, n, n_bad, vmin, vmax, vsum FROM rollups WHERE sensor_id = ? AND step = ? "
+        "AND bucket >= ? AND bucket <= ? ORDER BY bucket LIMIT ?";
+    static const char sql_last[] =
+        "SELECT MAX(bucket) FROM rollups WHERE sensor_id = ? AND step = ?";
     struct db_stmt *s;
     bool row;
-    /* Buckets still open in the writer's memory are not in this table yet; the raw readings
-     * of those buckets are, so they are aggregated here and merged. */
-    if (db_prepare(c, &s,
-                   "SELECT bucket, SUM(n), SUM(n_bad), MIN(vmin), MAX(vmax), SUM(vsum) FROM ("
-                   " SELECT bucket, n, n_bad, CASE WHEN n > 0 THEN vmin END AS vmin,"
-                   "  CASE WHEN n > 0 THEN vmax END AS vmax, vsum FROM rollups"
-                   "  WHERE sensor_id = ? AND step = ? AND bucket >= ? AND bucket <= ?"
-                   " UNION ALL"
-                   " SELECT (t / 1000 / ?) * ? AS bucket, SUM(qc <> 4), SUM(qc = 4),"
-                   "  MIN(CASE WHEN qc <> 4 THEN v END), MAX(CASE WHEN qc <> 4 THEN v END),"
-                   "  COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM readings"
-                   "  WHERE sensor_id = ? AND t >= (SELECT COALESCE(MAX(bucket) + ?, ?) FROM"
-                   "   rollups WHERE sensor_id = ? AND step = ?) * 1000 AND t >= ? * 1000"
-                   "   AND t <= ? * 1000 + 999 GROUP BY t / 1000 / ?"
-                   ") GROUP BY bucket ORDER BY bucket LIMIT ?",
-                   err))
+    int64_t first = from - ((from % step) + step) % step, open_from = first, count = 0;
+    if (db_prepare(c, &s, sql_last, err))
         return err->code;
-    int i = 1;
-    db_bind_int64(s, i++, id);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, from - ((from % step) + step) % step);
-    db_bind_int64(s, i++, to);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, id);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, from);
-    db_bind_int64(s, i++, id);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, from);
-    db_bind_int64(s, i++, to);
-    db_bind_int64(s, i++, step);
-    db_bind_int64(s, i++, limit);
+    db_bind_int64(s, 1, id);
+    db_bind_int64(s, 2, step);
+    if (db_step(s, &row, err))
+        return err->code;
+    if (row && !db_col_is_null(s, 0) && db_col_int64(s, 0) + step > open_from)
+        open_from = db_col_int64(s, 0) + step;
+    db_done(s);
+    if (db_prepare(c, &s, sql, err))
+        return err->code;
+    db_bind_int64(s, 1, id);
+    db_bind_int64(s, 2, step);
+    db_bind_int64(s, 3, first);
+    db_bind_int64(s, 4, to);
+    db_bind_int64(s, 5, limit);
     while (db_step(s, &row, err) == ERR_OK && row) {
-        char t[CLOCK_FMT_LEN];
-        clock_fmt_utc(t, db_col_int64(s, 0));
-        int64_t n = db_col_int64(s, 1);
-        json_t *p = json_pack("{s:s,s:I,s:I}", "t", t, "n", (json_int_t)n, "n_bad",
-                              (json_int_t)db_col_int64(s, 2));
-        if (n > 0) {
-            json_object_set_new(p, "min", json_real(db_col_double(s, 3)));
-            json_object_set_new(p, "max", json_real(db_col_double(s, 4)));
-            json_object_set_new(p, "mean", json_real(db_col_double(s, 5) / (double)n));
-        }
-        json_array_append_new(points, p);
+        struct bucket b = {db_col_int64(s, 0), db_col_int64(s, 1), db_col_int64(s, 2),
+                           db_col_double(s, 3), db_col_double(s, 4), db_col_double(s, 5)};
+        bucket_point(points, &b);
+        count++;
     }
-    return err->code;
+    db_done(s);
+    if (err->code || count >= limit || open_from > to)
+        return err->code;
+    struct store_pt *pts;
+    size_t n;
+    int64_t raw_from = (open_from > from ? open_from : from) * 1000;
+    if (store__read(c, id, raw_from, to * 1000 + 999, SIZE_MAX, &pts, &n, err))
+        return err->code;
+    struct bucket b = {.bucket = INT64_MIN};
+    for (size_t i = 0; i <= n && count < limit; i++) {
+        int64_t t = i < n ? pts[i].t_ms / 1000 : 0;
+        int64_t bk = t - ((t % step) + step) % step;
+        if (b.bucket != INT64_MIN && (i == n || bk != b.bucket)) {
+            bucket_point(points, &b);
+            count++;
+        }
+        if (i == n)
+            break;
+        if (bk != b.bucket)
+            b = (struct bucket){.bucket = bk};
+        if (pts[i].qc == QC_BAD) {
+            b.n_bad++;
+            continue;
+        }
+        if (b.n == 0 || pts[i].v < b.vmin)
+            b.vmin = pts[i].v;
+        if (b.n == 0 || pts[i].v > b.vmax)
+            b.vmax = pts[i].v;
+        b.vsum += pts[i].v;
+        b.n++;
+    }
+    free(pts);
+    return ERR_OK;
 }
 
 enum err_code sensors_readings(struct db_conn *c, const char *station, const char *sensor,
@@ -254,4 +305,52 @@ enum err_code sensors_readings(struct db_conn *c, const char *station, const cha
                      name, "unit", unit, "from", f, "to", t, "step",
                      step ? json_integer(step) : json_string("raw"), "points", points);
     return ERR_OK;
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+enum err_code sensors_readings_count(struct db_conn *c, int64_t *out, struct err *err)
+{
+    return store__count(c, out, err);
+}
+
+struct export_ctx {
+    FILE *out;
+    struct db_conn *c;
+    int64_t sensor_id;
+    char station[CODE_MAX + 1], sensor[SENSOR_NAME_MAX + 1];
+};
+
+static enum err_code export_row(int64_t sensor_id, const struct store_pt *p, void *ctx,
+                                struct err *err)
+{
+    static const char sql[] = "SELECT st.code, s.name FROM sensors s JOIN stations st ON st.id = "
+                              "s.station_id WHERE s.id = ?";
+    struct export_ctx *x = ctx;
+    if (sensor_id != x->sensor_id) {
+        struct db_stmt *s;
+        bool row;
+        x->sensor_id = sensor_id;
+        x->station[0] = x->sensor[0] = 0;
+        if (db_prepare(x->c, &s, sql, err))
+            return err->code;
+        db_bind_int64(s, 1, sensor_id);
+        if (db_step(s, &row, err))
+            return err->code;
+        if (row) {
+            snprintf(x->station, sizeof x->station, "%s", db_col_text(s, 0));
+            snprintf(x->sensor, sizeof x->sensor, "%s", db_col_text(s, 1));
+        }
+        db_done(s);
+    }
+    if (fprintf(x->out, "%lld,%s,%s,%lld,%.17g,%d,%d\n", (long long)sensor_id, x->station,
+                x->sensor, (long long)p->t_ms, p->v, p->qc, p->failed) < 0)
+        return err_set(err, ERR_INTERNAL, "cannot write the export: %s", strerror(errno));
+    return ERR_OK;
+}
+
+enum err_code sensors_readings_export(struct db_conn *c, FILE *out, struct err *err)
+{
+    struct export_ctx x = {.out = out, .c = c};
+    fputs("sensor_id,station,sensor,t_ms,v,qc,qc_failed\n", out);
+    return store__export(c, export_row, &x, err);
 }

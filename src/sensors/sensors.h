@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "auth/auth.h"
@@ -20,6 +21,8 @@ struct sensors_settings {
     int64_t clock_skew_s;    /* newest reading accepted, seconds after now */
     int64_t raw_retention_days;
     int64_t max_records;     /* records per ingest request */
+    int64_t compact_after;   /* cached readings that trigger a compaction (store.c) */
+    int64_t compact_age_s;   /* ... or the age of the oldest of them */
 };
 
 /* Loads stations into memory, repairs rollups left open by a crash, starts the writer. */
@@ -128,6 +131,11 @@ bool sensors_station_info(const char *code, struct sensors_station_info *out);
 enum err_code sensors_readings(struct db_conn *c, const char *station, const char *sensor,
                                int64_t from, int64_t to, int64_t step, int64_t limit,
                                json_t **out, struct err *err);
+/* `sinergi readings count|export`: every stored raw reading, read-only, safe beside a
+ * running daemon. export writes CSV "sensor_id,station,sensor,t_ms,v,qc,qc_failed" lines,
+ * grouped by sensor. */
+enum err_code sensors_readings_count(struct db_conn *c, int64_t *out, struct err *err);
+enum err_code sensors_readings_export(struct db_conn *c, FILE *out, struct err *err);
 /* Every station's latest values as a JSON text, shared and cached; free() the copy. */
 char *sensors_latest_json(bool internal, size_t *len);
 

@@ -125,6 +125,49 @@ struct ingest_batch {
     void *ctx;
 };
 
+/* ---- store: raw readings (store.c) ------------------------------------------------------- */
+struct store_pt {
+    int64_t t_ms;
+    double v;
+    uint8_t qc, failed;
+};
+struct series;
+/* Writer thread only (and the thread that starts it, before it runs). */
+void store__writer_thread(bool is_writer);
+enum err_code store__open(struct db_conn *c, int64_t raw_retention_days, struct err *err);
+void store__close(struct db_conn *c);
+struct series *store__series(struct db_conn *c, int64_t sensor_id, struct err *err);
+enum err_code store__has(struct db_conn *c, struct series *s, int64_t t_ms, bool *out,
+                         struct err *err);
+enum err_code store__append(struct series *s, int64_t t_ms, double v, int qc, int failed,
+                            struct err *err);
+/* Inside the writer's transaction, before COMMIT: the transaction's readings, durably. */
+enum err_code store__write_log(struct db_conn *c, struct err *err);
+void store__committed(void);
+void store__rolled_back(void);
+/* Between transactions: compaction when due (or `force`), raw retention. */
+enum err_code store__maintain(struct db_conn *c, int64_t now_s, bool force, struct err *err);
+/* Every reading at or after from_ms (blocks, then the caches); writer thread. */
+enum err_code store__scan_since(struct db_conn *c, int64_t from_ms,
+                                enum err_code (*cb)(int64_t sensor_id, const struct store_pt *p,
+                                                    void *ctx, struct err *err),
+                                void *ctx, struct err *err);
+/* Any thread; `c` outside a transaction (on the writer: inside its own). *out is malloc'd,
+ * ascending by time. The writer thread also sees its pending transaction. */
+enum err_code store__read(struct db_conn *c, int64_t sensor_id, int64_t from_ms, int64_t to_ms,
+                          size_t limit, struct store_pt **out, size_t *n, struct err *err);
+/* The newest `want` readings (skipping bad ones when asked), ascending. */
+enum err_code store__tail(struct db_conn *c, int64_t sensor_id, size_t want, bool skip_bad,
+                          struct store_pt **out, size_t *n, struct err *err);
+/* Every stored reading, blocks and log, read-only (safe beside a running daemon): for tools
+ * and tests, not hot paths. Grouped by sensor; within a sensor, blocks first. */
+enum err_code store__export(struct db_conn *c,
+                            enum err_code (*cb)(int64_t sensor_id, const struct store_pt *p,
+                                                void *ctx, struct err *err),
+                            void *ctx, struct err *err);
+/* Readings stored (blocks and log): for tools and tests, not hot paths. */
+enum err_code store__count(struct db_conn *c, int64_t *out, struct err *err);
+
 /* The writer: one thread, one connection, all per-sensor state. */
 enum err_code sensors__writer_start(struct db *db, struct err *err);
 void sensors__writer_stop(void);

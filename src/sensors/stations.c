@@ -484,9 +484,10 @@ enum err_code sensors_station_delete(struct db_conn *c, const struct actor *a, c
     struct db_stmt *s;
     if (db_begin(c, err))
         return err->code;
-    /* Readings carry no foreign key (ingest speed): remove them with their sensors. */
+    /* Readings carry no foreign key (ingest speed): remove them with their sensors. Those
+     * still in the store's log are dropped by its next compaction (their sensors are gone). */
     static const char *const cleanup[] = {
-        "DELETE FROM readings WHERE sensor_id IN (SELECT s.id FROM sensors s JOIN stations st ON "
+        "DELETE FROM reading_blocks WHERE sensor_id IN (SELECT s.id FROM sensors s JOIN stations st ON "
         "st.id = s.station_id WHERE st.code = ?)",
         "DELETE FROM rollups WHERE sensor_id IN (SELECT s.id FROM sensors s JOIN stations st ON "
         "st.id = s.station_id WHERE st.code = ?)",

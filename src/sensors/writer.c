@@ -31,6 +31,7 @@ struct acc { /* unflushed contributions to one rollup bucket */
 
 struct sstate {
     int64_t sensor_id; /* 0 = empty slot */
+    struct series *ser; /* its raw readings (store.c) */
     struct qc_history h;
     struct acc acc[NSTEPS];
     uint64_t txn; /* last transaction that saved an undo copy */
@@ -95,24 +96,13 @@ static bool grow_states(void)
 /* Loads what QC needs from the newest stored readings of a sensor seen for the first time. */
 static void load_history(struct sstate *s, const struct qc_limits *l, struct err *err)
 {
-    struct db_stmt *st;
-    bool row;
-    double v[16];
-    int64_t t[16];
-    int n = 0;
-    if (db_prepare(w.conn, &st, "SELECT t, v FROM readings WHERE sensor_id = ? AND qc <> 4 "
-                                "ORDER BY t DESC LIMIT 16",
-                   err))
+    struct store_pt *p;
+    size_t n;
+    if (store__tail(w.conn, s->sensor_id, 16, true, &p, &n, err))
         return;
-    db_bind_int64(st, 1, s->sensor_id);
-    while (n < 16 && db_step(st, &row, err) == ERR_OK && row) {
-        t[n] = db_col_int64(st, 0);
-        v[n] = db_col_double(st, 1);
-        n++;
-    }
-    db_done(st);
-    for (int i = n - 1; i >= 0; i--)
-        sensors__qc_push(&s->h, t[i], v[i], l);
+    for (size_t i = 0; i < n; i++)
+        sensors__qc_push(&s->h, p[i].t_ms, p[i].v, l);
+    free(p);
 }
 
 /* The first time a transaction touches a sensor, keep a copy to restore if it rolls back. */
@@ -142,6 +132,11 @@ static struct sstate *state_for(const struct reading *r, struct err *err)
         memset(s, 0, sizeof *s);
         s->sensor_id = r->sensor_id;
         w.used++;
+        if (!(s->ser = store__series(w.conn, r->sensor_id, err))) {
+            s->sensor_id = 0;
+            w.used--;
+            return NULL;
+        }
         load_history(s, r->limits, err);
     }
     return save_undo(s) ? s : NULL;
@@ -274,6 +269,22 @@ fail:
     log_error("event=rollup_sweep_failed detail=\"%s\"", err.msg);
 }
 
+static enum err_code stage_reading(int64_t sensor_id, const struct store_pt *p, void *ctx,
+                                   struct err *err)
+{
+    static const char sql[] = "INSERT INTO temp.recover_readings (sensor_id, t, v, qc) VALUES "
+                              "(?, ?, ?, ?)";
+    struct db_stmt *s;
+    (void)ctx;
+    if (db_prepare(w.conn, &s, sql, err))
+        return err->code;
+    db_bind_int64(s, 1, sensor_id);
+    db_bind_int64(s, 2, p->t_ms);
+    db_bind_double(s, 3, p->v);
+    db_bind_int64(s, 4, p->qc);
+    return db_run(s, err);
+}
+
 /* Recomputes every rollup from the watermark on from raw readings (after a crash). */
 static enum err_code recover_rollups(struct err *err)
 {
@@ -291,21 +302,30 @@ static enum err_code recover_rollups(struct err *err)
     if (wm == NO_WATERMARK)
         return ERR_OK;
     int64_t from = wm - ((wm % 3600) + 3600) % 3600; /* the hour that holds the watermark */
+    /* the raw readings from there on, staged where SQL can aggregate them */
+    if (db_exec(w.conn,
+                "CREATE TEMP TABLE IF NOT EXISTS recover_readings (sensor_id INTEGER, t INTEGER, "
+                "v REAL, qc INTEGER)",
+                err) ||
+        db_begin(w.conn, err))
+        return err->code;
+    if (store__scan_since(w.conn, from * 1000, stage_reading, NULL, err)) {
+        db_rollback(w.conn);
+        return err->code;
+    }
     static const char *const sql[] = {
         "DELETE FROM rollups WHERE bucket >= ?",
         "INSERT INTO rollups (sensor_id, step, bucket, n, n_bad, vmin, vmax, vsum) "
         "SELECT sensor_id, 600, (t / 600000) * 600, SUM(qc <> 4), SUM(qc = 4), "
         "COALESCE(MIN(CASE WHEN qc <> 4 THEN v END), 0), COALESCE(MAX(CASE WHEN qc <> 4 THEN v "
-        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM readings "
+        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM temp.recover_readings "
         "WHERE t >= ? * 1000 GROUP BY sensor_id, t / 600000",
         "INSERT INTO rollups (sensor_id, step, bucket, n, n_bad, vmin, vmax, vsum) "
         "SELECT sensor_id, 3600, (t / 3600000) * 3600, SUM(qc <> 4), SUM(qc = 4), "
         "COALESCE(MIN(CASE WHEN qc <> 4 THEN v END), 0), COALESCE(MAX(CASE WHEN qc <> 4 THEN v "
-        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM readings "
+        "END), 0), COALESCE(SUM(CASE WHEN qc <> 4 THEN v END), 0) FROM temp.recover_readings "
         "WHERE t >= ? * 1000 GROUP BY sensor_id, t / 3600000",
     };
-    if (db_begin(w.conn, err))
-        return err->code;
     for (size_t i = 0; i < 3 && !err->code; i++)
         if (db_prepare(w.conn, &s, sql[i], err) == ERR_OK) {
             db_bind_int64(s, 1, from);
@@ -313,6 +333,8 @@ static enum err_code recover_rollups(struct err *err)
         }
     if (!err->code)
         set_watermark(NO_WATERMARK, err);
+    if (!err->code)
+        db_exec(w.conn, "DELETE FROM temp.recover_readings", err);
     if (err->code || db_commit(w.conn, err)) {
         db_rollback(w.conn);
         return err->code;
@@ -327,26 +349,18 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
     struct sstate *s = state_for(r, err);
     if (!s)
         return err->code ? err->code : err_set(err, ERR_INTERNAL, "out of memory in the writer");
-    int failed;
-    enum qc_flag flag = sensors__qc_eval(r->limits, &s->h, b->interval_s, r->t_ms, r->v, &failed);
-    struct db_stmt *st;
-    if (db_prepare(w.conn, &st,
-                   "INSERT INTO readings (sensor_id, t, v, qc, qc_failed) VALUES (?, ?, ?, ?, ?) "
-                   "ON CONFLICT (sensor_id, t) DO NOTHING",
-                   err))
+    bool dup;
+    if (store__has(w.conn, s->ser, r->t_ms, &dup, err))
         return err->code;
-    db_bind_int64(st, 1, r->sensor_id);
-    db_bind_int64(st, 2, r->t_ms);
-    db_bind_double(st, 3, r->v);
-    db_bind_int64(st, 4, flag);
-    db_bind_int64(st, 5, failed);
-    if (db_run(st, err))
-        return err->code;
-    if (db_changes(w.conn) == 0) {
+    if (dup) { /* the same reading (sensor, time) is stored once */
         b->duplicates++;
         r->qc = 0;
         return ERR_OK;
     }
+    int failed;
+    enum qc_flag flag = sensors__qc_eval(r->limits, &s->h, b->interval_s, r->t_ms, r->v, &failed);
+    if (store__append(s->ser, r->t_ms, r->v, (int)flag, failed, err))
+        return err->code;
     b->inserted++;
     r->qc = flag;
     r->failed = failed;
@@ -419,7 +433,11 @@ static void commit_batches(struct ingest_batch *list)
             for (int i = 0; i < b->n && !err.code; i++)
                 store_reading(b, &b->items[i], &err);
     if (!err.code)
+        store__write_log(w.conn, &err);
+    if (!err.code)
         db_commit(w.conn, &err);
+    if (!err.code)
+        store__committed();
     /* Readings go on the live stream before the alerts they caused, so a screen never shows a
      * new level beside the value before it. */
     for (struct ingest_batch *b = list; b && !err.code; b = b->next)
@@ -428,6 +446,7 @@ static void commit_batches(struct ingest_batch *list)
         observer.committed(observer.ctx);
     if (err.code) {
         db_rollback(w.conn);
+        store__rolled_back();
         if (has_observer && observer.rolled_back)
             observer.rolled_back(observer.ctx);
         for (size_t i = 0; i < w.nundo; i++) /* per-sensor state back to before the batch */
@@ -461,6 +480,7 @@ static struct ingest_batch *take_queue(void)
 static void *writer_main(void *arg)
 {
     (void)arg;
+    store__writer_thread(true);
     pthread_mutex_lock(&w.lock);
     for (;;) {
         while (!w.head && !w.stopping) {
@@ -486,6 +506,8 @@ static void *writer_main(void *arg)
             w.last_sweep = now;
             sweep(stop ? INT64_MAX / 2 : now); /* at stop: flush every open bucket */
         }
+        struct err err = ERR_INIT; /* logged by the store; the log keeps the readings safe */
+        store__maintain(w.conn, now, false, &err);
         pthread_mutex_lock(&w.lock);
         if (stop)
             break;
@@ -531,7 +553,13 @@ enum err_code sensors__writer_start(struct db *db, struct err *err)
     w.last_sweep = clock_now_s();
     if (!grow_states())
         return err_set(err, ERR_INTERNAL, "out of memory");
-    if (recover_rollups(err)) {
+    store__writer_thread(true); /* this thread acts as the writer until the writer runs */
+    enum err_code rc = store__open(w.conn, sensors__settings.raw_retention_days, err);
+    if (rc == ERR_OK)
+        rc = recover_rollups(err);
+    store__writer_thread(false);
+    if (rc) {
+        store__close(NULL);
         db_release(db, w.conn);
         return err->code;
     }
@@ -553,6 +581,9 @@ void sensors__writer_stop(void)
     pthread_cond_broadcast(&w.wake);
     pthread_mutex_unlock(&w.lock);
     pthread_join(w.thread, NULL);
+    store__writer_thread(true);
+    store__close(w.conn);
+    store__writer_thread(false);
     db_release(w.db, w.conn);
     free(w.states);
     free(w.undo);

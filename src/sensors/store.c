@@ -1,0 +1,1067 @@
+/* store: where raw readings live. A reading is made durable by one row per writer transaction
+ * in `reading_log` (all readings of the transaction packed in one BLOB: one B-tree insert per
+ * group commit instead of one per reading), and kept in memory, per sensor, until a compaction
+ * moves the cached readings into `reading_blocks`: per sensor, time-ordered, non-overlapping
+ * blocks of up to BLOCK_MAX readings packed in a BLOB (one row per ~1,000 readings), then
+ * empties the log. This is the write-ahead log + memory cache + compacted blocks layout of
+ * time-series stores (InfluxDB's WAL/cache/TSM), with SQLite as the durable medium, so the
+ * readings still commit in the same transaction as the alerts and notifications they cause.
+ *
+ * Threads. Only the writer thread appends, compacts and rolls back. Readers on other threads
+ * see committed readings only: the cache of a series is an append-only array whose first
+ * `n_committed` entries are committed; `lock` guards every move of an array (growth, the
+ * compaction's swap), `n_committed`, and the series map. A reader takes `lock`, copies the
+ * committed cache entries and starts its SQLite read snapshot before letting go, and the
+ * compaction commits and empties the caches under `lock`: a reader sees either the old blocks
+ * and the cache, or the new blocks and an empty cache, never both or neither.
+ *
+ * Block encoding, per reading: zigzag varint of t - previous t (the first against t0, so 0),
+ * the value as 8 little-endian bytes of an IEEE double, one byte qc | failed << 3.
+ * Log encoding, per reading: sensor id (4 bytes), t (8), v (8), that same qc byte. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "sensors/sensors_int.h"
+#include "core/banned.h"
+
+enum {
+    BLOCK_MAX = 1024,           /* readings per block */
+    LOG_REC = 21,               /* bytes per reading in the log */
+    RETENTION_EVERY_S = 3600,
+};
+
+struct series {
+    int64_t sensor_id;
+    struct store_pt *a; /* cached, not yet in blocks, arrival order */
+    size_t n, n_committed, cap;
+    int64_t newest_ms;       /* newest time stored anywhere, pending included; INT64_MIN none */
+    int64_t block_newest_ms; /* newest time in blocks; INT64_MIN none */
+    bool sorted;             /* a[0..n) ascending */
+    bool loaded;             /* block_newest_ms read from the database */
+    /* as of the last commit, to roll back to */
+    int64_t newest_committed_ms;
+    bool sorted_committed;
+    uint64_t txn;
+    struct series *next_touched;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct series **map; /* open addressing by sensor id; the series never move */
+    size_t slots, used;
+    /* writer thread only */
+    unsigned char *log;
+    size_t log_len, log_cap, log_n;
+    struct series *touched;
+    uint64_t txn;
+    size_t cached; /* committed readings in the caches */
+    int64_t oldest_cached_s, last_retention_s;
+    /* the last block decoded for a duplicate check */
+    int64_t dec_sensor, dec_t0, dec_t1;
+    struct store_pt *dec;
+    size_t ndec, dec_cap;
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .txn = 1};
+
+static _Thread_local bool on_writer;
+static atomic_int_fast64_t retention_ms; /* 0 = keep */
+
+/* ---- encoding ----------------------------------------------------------------------------- */
+static unsigned char qc_byte(int qc, int failed)
+{
+    return (unsigned char)((qc & 7) | (failed & 31) << 3);
+}
+
+static void put_le64(unsigned char *p, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x |= (uint64_t)p[i] << (8 * i);
+    return x;
+}
+
+static uint64_t dbl_bits(double v)
+{
+    uint64_t x;
+    memcpy(&x, &v, 8);
+    return x;
+}
+
+static double bits_dbl(uint64_t x)
+{
+    double v;
+    memcpy(&v, &x, 8);
+    return v;
+}
+
+/* Appends the block encoding of pts[0..n) to out (room: n * 19 bytes). Returns bytes. */
+static size_t block_encode(unsigned char *out, const struct store_pt *pts, size_t n)
+{
+    unsigned char *p = out;
+    int64_t prev = n ? pts[0].t_ms : 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t d = pts[i].t_ms - prev;
+        uint64_t z = ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+        while (z >= 0x80) {
+            *p++ = (unsigned char)(z | 0x80);
+            z >>= 7;
+        }
+        *p++ = (unsigned char)z;
+        put_le64(p, dbl_bits(pts[i].v));
+        p += 8;
+        *p++ = qc_byte(pts[i].qc, pts[i].failed);
+        prev = pts[i].t_ms;
+    }
+    return (size_t)(p - out);
+}
+
+/* Decodes a block of `n` readings starting at t0 and appends them to *arr. */
+static enum err_code block_decode(const unsigned char *p, size_t len, int64_t t0, int64_t n,
+                                  struct store_pt **arr, size_t *narr, size_t *cap,
+                                  struct err *err)
+{
+    if (*narr + (size_t)n > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *narr + (size_t)n)
+            c *= 2;
+        struct store_pt *a = realloc(*arr, c * sizeof *a);
+        if (!a)
+            return err_set(err, ERR_INTERNAL, "out of memory reading stored readings");
+        *arr = a;
+        *cap = c;
+    }
+    const unsigned char *end = p + len;
+    int64_t t = t0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t z = 0;
+        int shift = 0;
+        for (;;) {
+            if (p >= end || shift > 63)
+                return err_set(err, ERR_INTERNAL, "a stored block of readings is damaged");
+            unsigned char b = *p++;
+            z |= (uint64_t)(b & 0x7f) << shift;
+            shift += 7;
+            if (!(b & 0x80))
+                break;
+        }
+        if (end - p < 9)
+            return err_set(err, ERR_INTERNAL, "a stored block of readings is damaged");
+        t += (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+        struct store_pt *pt = &(*arr)[(*narr)++];
+        pt->t_ms = t;
+        pt->v = bits_dbl(get_le64(p));
+        pt->qc = p[8] & 7;
+        pt->failed = p[8] >> 3;
+        p += 9;
+    }
+    return ERR_OK;
+}
+
+static int cmp_pt(const void *a, const void *b)
+{
+    const struct store_pt *x = a, *y = b;
+    return (x->t_ms > y->t_ms) - (x->t_ms < y->t_ms);
+}
+
+/* ---- the series map ----------------------------------------------------------------------- */
+static size_t slot_index(int64_t id, size_t slots)
+{
+    return (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
+}
+
+/* Under lock. */
+static struct series *map_find(int64_t id)
+{
+    if (!S.slots)
+        return NULL;
+    for (size_t i = slot_index(id, S.slots);; i = (i + 1) & (S.slots - 1)) {
+        if (!S.map[i])
+            return NULL;
+        if (S.map[i]->sensor_id == id)
+            return S.map[i];
+    }
+}
+
+/* Under lock. */
+static bool map_put(struct series *s)
+{
+    if ((S.used + 1) * 2 > S.slots) {
+        size_t slots = S.slots ? S.slots * 2 : 1024;
+        struct series **m = calloc(slots, sizeof *m);
+        if (!m)
+            return false;
+        for (size_t i = 0; i < S.slots; i++)
+            if (S.map[i]) {
+                size_t j = slot_index(S.map[i]->sensor_id, slots);
+                while (m[j])
+                    j = (j + 1) & (slots - 1);
+                m[j] = S.map[i];
+            }
+        free(S.map);
+        S.map = m;
+        S.slots = slots;
+    }
+    size_t j = slot_index(s->sensor_id, S.slots);
+    while (S.map[j])
+        j = (j + 1) & (S.slots - 1);
+    S.map[j] = s;
+    S.used++;
+    return true;
+}
+
+static struct series *series_new(int64_t id)
+{
+    struct series *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->sensor_id = id;
+    s->newest_ms = s->block_newest_ms = s->newest_committed_ms = INT64_MIN;
+    s->sorted = s->sorted_committed = true;
+    pthread_mutex_lock(&S.lock);
+    bool ok = map_put(s);
+    pthread_mutex_unlock(&S.lock);
+    if (!ok) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- reading blocks ----------------------------------------------------------------------- */
+static enum err_code load_block_newest(struct db_conn *c, struct series *s, struct err *err)
+{
+    static const char sql[] =
+        "SELECT t1 FROM reading_blocks WHERE sensor_id = ? ORDER BY t0 DESC LIMIT 1";
+    struct db_stmt *st;
+    bool row;
+    if (db_prepare(c, &st, sql, err))
+        return err->code;
+    db_bind_int64(st, 1, s->sensor_id);
+    if (db_step(st, &row, err))
+        return err->code;
+    if (row)
+        s->block_newest_ms = db_col_int64(st, 0);
+    db_done(st);
+    s->loaded = true;
+    if (s->block_newest_ms > s->newest_ms)
+        s->newest_ms = s->newest_committed_ms = s->block_newest_ms;
+    return ERR_OK;
+}
+
+struct series *store__series(struct db_conn *c, int64_t sensor_id, struct err *err)
+{
+    pthread_mutex_lock(&S.lock);
+    struct series *s = map_find(sensor_id);
+    pthread_mutex_unlock(&S.lock);
+    if (!s && !(s = series_new(sensor_id))) {
+        err_set(err, ERR_INTERNAL, "out of memory in the readings store");
+        return NULL;
+    }
+    if (!s->loaded && load_block_newest(c, s, err))
+        return NULL;
+    return s;
+}
+
+/* Is there a stored reading of `s` at t_ms in the blocks? Keeps the block it decoded. */
+static enum err_code blocks_have(struct db_conn *c, struct series *s, int64_t t_ms, bool *out,
+                                 struct err *err)
+{
+    static const char sql[] = "SELECT t0, t1, n, data FROM reading_blocks WHERE sensor_id = ? "
+                              "AND t0 <= ? ORDER BY t0 DESC LIMIT 1";
+    *out = false;
+    if (!(S.dec_sensor == s->sensor_id && t_ms >= S.dec_t0 && t_ms <= S.dec_t1)) {
+        struct db_stmt *st;
+        bool row;
+        S.dec_sensor = 0;
+        S.ndec = 0;
+        if (db_prepare(c, &st, sql, err))
+            return err->code;
+        db_bind_int64(st, 1, s->sensor_id);
+        db_bind_int64(st, 2, t_ms);
+        if (db_step(st, &row, err))
+            return err->code;
+        if (!row || db_col_int64(st, 1) < t_ms) {
+            db_done(st);
+            return ERR_OK;
+        }
+        size_t len;
+        const void *data = db_col_blob(st, 3, &len);
+        int64_t t0 = db_col_int64(st, 0), t1 = db_col_int64(st, 1);
+        enum err_code rc =
+            block_decode(data, len, t0, db_col_int64(st, 2), &S.dec, &S.ndec, &S.dec_cap, err);
+        db_done(st);
+        if (rc)
+            return rc;
+        S.dec_sensor = s->sensor_id;
+        S.dec_t0 = t0;
+        S.dec_t1 = t1;
+    }
+    struct store_pt key = {.t_ms = t_ms};
+    *out = bsearch(&key, S.dec, S.ndec, sizeof key, cmp_pt) != NULL;
+    return ERR_OK;
+}
+
+enum err_code store__has(struct db_conn *c, struct series *s, int64_t t_ms, bool *out,
+                         struct err *err)
+{
+    *out = false;
+    if (t_ms > s->newest_ms)
+        return ERR_OK; /* the usual case: newer than anything stored */
+    if (s->sorted) {
+        struct store_pt key = {.t_ms = t_ms};
+        if (bsearch(&key, s->a, s->n, sizeof key, cmp_pt)) {
+            *out = true;
+            return ERR_OK;
+        }
+    } else {
+        for (size_t i = 0; i < s->n; i++)
+            if (s->a[i].t_ms == t_ms) {
+                *out = true;
+                return ERR_OK;
+            }
+    }
+    if (t_ms > s->block_newest_ms)
+        return ERR_OK;
+    return blocks_have(c, s, t_ms, out, err);
+}
+
+/* ---- appending (the writer's transaction) ------------------------------------------------- */
+enum err_code store__append(struct series *s, int64_t t_ms, double v, int qc, int failed,
+                            struct err *err)
+{
+    if (s->txn != S.txn) { /* first touch in this transaction: remember what to roll back to */
+        s->txn = S.txn;
+        s->newest_committed_ms = s->newest_ms;
+        s->sorted_committed = s->sorted;
+        s->next_touched = S.touched;
+        S.touched = s;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        pthread_mutex_lock(&S.lock); /* readers may be copying the array */
+        struct store_pt *a = realloc(s->a, cap * sizeof *a);
+        if (a) {
+            s->a = a;
+            s->cap = cap;
+        }
+        pthread_mutex_unlock(&S.lock);
+        if (!a)
+            return err_set(err, ERR_INTERNAL, "out of memory in the readings store");
+    }
+    if (S.log_len + LOG_REC > S.log_cap) {
+        size_t cap = S.log_cap ? S.log_cap * 2 : 65536;
+        unsigned char *l = realloc(S.log, cap);
+        if (!l)
+            return err_set(err, ERR_INTERNAL, "out of memory in the readings store");
+        S.log = l;
+        S.log_cap = cap;
+    }
+    s->a[s->n++] = (struct store_pt){t_ms, v, (uint8_t)qc, (uint8_t)failed};
+    if (s->n > 1 && t_ms < s->a[s->n - 2].t_ms)
+        s->sorted = false;
+    if (t_ms > s->newest_ms)
+        s->newest_ms = t_ms;
+    unsigned char *p = S.log + S.log_len;
+    uint32_t id = (uint32_t)s->sensor_id;
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(id >> (8 * i));
+    put_le64(p + 4, (uint64_t)t_ms);
+    put_le64(p + 12, dbl_bits(v));
+    p[20] = qc_byte(qc, failed);
+    S.log_len += LOG_REC;
+    S.log_n++;
+    return ERR_OK;
+}
+
+enum err_code store__write_log(struct db_conn *c, struct err *err)
+{
+    static const char sql[] = "INSERT INTO reading_log (n, data) VALUES (?, ?)";
+    struct db_stmt *st;
+    if (S.log_n == 0)
+        return ERR_OK;
+    if (db_prepare(c, &st, sql, err))
+        return err->code;
+    db_bind_int64(st, 1, (int64_t)S.log_n);
+    db_bind_blob(st, 2, S.log, S.log_len);
+    return db_run(st, err);
+}
+
+static void end_txn(void)
+{
+    S.log_len = S.log_n = 0;
+    S.touched = NULL;
+    S.txn++;
+}
+
+void store__committed(void)
+{
+    if (S.touched && !S.cached)
+        S.oldest_cached_s = clock_now_s();
+    pthread_mutex_lock(&S.lock);
+    for (struct series *s = S.touched; s; s = s->next_touched) {
+        S.cached += s->n - s->n_committed;
+        s->n_committed = s->n;
+    }
+    pthread_mutex_unlock(&S.lock);
+    end_txn();
+}
+
+void store__rolled_back(void)
+{
+    for (struct series *s = S.touched; s; s = s->next_touched) {
+        s->n = s->n_committed;
+        s->newest_ms = s->newest_committed_ms;
+        s->sorted = s->sorted_committed;
+    }
+    end_txn();
+}
+
+/* ---- compaction --------------------------------------------------------------------------- */
+struct scratch {
+    struct store_pt *pts;
+    size_t n, cap;
+    unsigned char *enc;
+    size_t enc_cap;
+};
+
+static enum err_code write_blocks(struct db_conn *c, int64_t id, struct scratch *x,
+                                  struct err *err)
+{
+    /* A station deleted meanwhile takes its sensors with it: nothing is written for them. */
+    static const char sql[] = "INSERT INTO reading_blocks (sensor_id, t0, t1, n, data) "
+                              "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sensors WHERE "
+                              "id = ?)";
+    if (x->enc_cap < (size_t)BLOCK_MAX * 19) {
+        unsigned char *e = realloc(x->enc, (size_t)BLOCK_MAX * 19);
+        if (!e)
+            return err_set(err, ERR_INTERNAL, "out of memory compacting readings");
+        x->enc = e;
+        x->enc_cap = (size_t)BLOCK_MAX * 19;
+    }
+    for (size_t i = 0; i < x->n; i += BLOCK_MAX) {
+        size_t k = x->n - i < BLOCK_MAX ? x->n - i : BLOCK_MAX;
+        size_t len = block_encode(x->enc, x->pts + i, k);
+        struct db_stmt *st;
+        if (db_prepare(c, &st, sql, err))
+            return err->code;
+        db_bind_int64(st, 1, id);
+        db_bind_int64(st, 2, x->pts[i].t_ms);
+        db_bind_int64(st, 3, x->pts[i + k - 1].t_ms);
+        db_bind_int64(st, 4, (int64_t)k);
+        db_bind_blob(st, 5, x->enc, len);
+        db_bind_int64(st, 6, id);
+        if (db_run(st, err))
+            return err->code;
+    }
+    return ERR_OK;
+}
+
+/* Merges a series' cache into its blocks: the blocks it overlaps (a backfill) and a last block
+ * with room are read, merged with the cache, deleted and written again. */
+static enum err_code compact_series(struct db_conn *c, struct series *s, struct scratch *x,
+                                    struct err *err)
+{
+    static const char sql_last[] = "SELECT t0, n, data FROM reading_blocks WHERE sensor_id = ? "
+                                   "ORDER BY t0 DESC LIMIT 1";
+    static const char sql_from[] = "SELECT t0, n, data FROM reading_blocks WHERE sensor_id = ? "
+                                   "AND t1 >= ? ORDER BY t0";
+    static const char sql_del[] = "DELETE FROM reading_blocks WHERE sensor_id = ? AND t0 >= ?";
+    if (!s->sorted) {
+        pthread_mutex_lock(&S.lock); /* readers may be copying the array */
+        qsort(s->a, s->n, sizeof *s->a, cmp_pt);
+        pthread_mutex_unlock(&S.lock);
+        s->sorted = s->sorted_committed = true;
+    }
+    x->n = 0;
+    int64_t from = s->a[0].t_ms, del_from = INT64_MAX;
+    bool backfill = from <= s->block_newest_ms;
+    struct db_stmt *st;
+    bool row;
+    if (db_prepare(c, &st, backfill ? sql_from : sql_last, err))
+        return err->code;
+    db_bind_int64(st, 1, s->sensor_id);
+    if (backfill)
+        db_bind_int64(st, 2, from);
+    while (db_step(st, &row, err) == ERR_OK && row) {
+        int64_t n = db_col_int64(st, 1);
+        if (!backfill && n >= BLOCK_MAX)
+            break; /* the last block is full: the cache starts a new one */
+        size_t len;
+        const void *data = db_col_blob(st, 2, &len);
+        int64_t t0 = db_col_int64(st, 0);
+        if (t0 < del_from)
+            del_from = t0;
+        if (block_decode(data, len, t0, n, &x->pts, &x->n, &x->cap, err))
+            break;
+    }
+    db_done(st);
+    if (err->code)
+        return err->code;
+    if (del_from != INT64_MAX) {
+        if (db_prepare(c, &st, sql_del, err))
+            return err->code;
+        db_bind_int64(st, 1, s->sensor_id);
+        db_bind_int64(st, 2, del_from);
+        if (db_run(st, err))
+            return err->code;
+    }
+    /* merge the blocks' readings (sorted) with the cache (sorted); a time in both keeps the
+     * stored one (cannot happen: the writer checks for duplicates) */
+    size_t nb = x->n, need = nb + s->n;
+    if (need > x->cap) {
+        struct store_pt *p = realloc(x->pts, need * sizeof *p);
+        if (!p)
+            return err_set(err, ERR_INTERNAL, "out of memory compacting readings");
+        x->pts = p;
+        x->cap = need;
+    }
+    memmove(x->pts + s->n, x->pts, nb * sizeof *x->pts);
+    size_t i = s->n, j = 0, k = 0;
+    while (i < s->n + nb || j < s->n) {
+        if (j >= s->n || (i < s->n + nb && x->pts[i].t_ms <= s->a[j].t_ms)) {
+            if (j < s->n && x->pts[i].t_ms == s->a[j].t_ms)
+                j++;
+            x->pts[k++] = x->pts[i++];
+        } else {
+            x->pts[k++] = s->a[j++];
+        }
+    }
+    x->n = k;
+    return write_blocks(c, s->sensor_id, x, err);
+}
+
+/* Moves every cached reading into blocks and empties the log, in one transaction. */
+static enum err_code compact(struct db_conn *c, struct err *err)
+{
+    struct scratch x = {0};
+    size_t moved = 0;
+    int64_t t0 = clock_mono_ns();
+    if (db_begin(c, err))
+        return err->code;
+    for (size_t i = 0; i < S.slots && !err->code; i++) {
+        struct series *s = S.map[i]; /* the writer is the only one who changes the map */
+        if (s && s->n_committed) {
+            compact_series(c, s, &x, err);
+            moved += s->n_committed;
+        }
+    }
+    free(x.pts);
+    free(x.enc);
+    if (!err->code)
+        db_exec(c, "DELETE FROM reading_log", err);
+    S.dec_sensor = 0; /* blocks were rewritten */
+    if (err->code) {
+        db_rollback(c);
+        log_error("event=readings_compaction_failed detail=\"%s\"", err->msg);
+        return err->code;
+    }
+    pthread_mutex_lock(&S.lock);
+    if (db_commit(c, err) == ERR_OK) {
+        for (size_t i = 0; i < S.slots; i++) {
+            struct series *s = S.map[i];
+            if (s && s->n_committed) {
+                if (s->newest_ms > s->block_newest_ms)
+                    s->block_newest_ms = s->newest_ms;
+                s->n = s->n_committed = 0;
+                if (s->cap > 4096) { /* a burst: give the memory back */
+                    free(s->a);
+                    s->a = NULL;
+                    s->cap = 0;
+                }
+            }
+        }
+        S.cached = 0;
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (err->code) {
+        db_rollback(c);
+        log_error("event=readings_compaction_failed detail=\"%s\"", err->msg);
+        return err->code;
+    }
+    log_debug("event=readings_compacted readings=%zu ms=%.1f", moved,
+              (double)(clock_mono_ns() - t0) / 1e6);
+    return ERR_OK;
+}
+
+static enum err_code apply_retention(struct db_conn *c, int64_t now_s, struct err *err)
+{
+    static const char sql[] = "DELETE FROM reading_blocks WHERE t1 < ?";
+    int64_t keep = atomic_load(&retention_ms);
+    if (keep <= 0)
+        return ERR_OK;
+    struct db_stmt *st;
+    if (db_begin(c, err) || db_prepare(c, &st, sql, err)) {
+        db_rollback(c);
+        return err->code;
+    }
+    db_bind_int64(st, 1, now_s * 1000 - keep);
+    if (db_run(st, err) || db_commit(c, err)) {
+        db_rollback(c);
+        return err->code;
+    }
+    if (db_changes(c))
+        log_info("event=raw_retention blocks_deleted=%lld", (long long)db_changes(c));
+    return ERR_OK;
+}
+
+enum err_code store__maintain(struct db_conn *c, int64_t now_s, bool force, struct err *err)
+{
+    /* settings readings_compact_after (24 bytes of memory each) and readings_compact_age_s */
+    if (S.cached && (force || (int64_t)S.cached >= sensors__settings.compact_after ||
+                     now_s - S.oldest_cached_s >= sensors__settings.compact_age_s) &&
+        compact(c, err))
+        return err->code;
+    if (now_s - S.last_retention_s >= RETENTION_EVERY_S) {
+        S.last_retention_s = now_s;
+        return apply_retention(c, now_s, err);
+    }
+    return ERR_OK;
+}
+
+/* ---- open: readings of an older schema, and the log of the last run ----------------------- */
+/* Before the store, readings were one row each in `readings`: pack them into blocks once. */
+static enum err_code convert_rows(struct db_conn *c, struct err *err)
+{
+    static const char sql_has[] =
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'";
+    static const char sql_rows[] =
+        "SELECT sensor_id, t, v, qc, qc_failed FROM readings ORDER BY sensor_id, t";
+    struct db_stmt *st;
+    bool row;
+    if (db_prepare(c, &st, sql_has, err) || db_step(st, &row, err))
+        return err->code;
+    db_done(st);
+    if (!row)
+        return ERR_OK;
+    struct scratch x = {0};
+    int64_t id = 0, total = 0;
+    if (db_begin(c, err) || db_prepare(c, &st, sql_rows, err))
+        goto out;
+    while (db_step(st, &row, err) == ERR_OK) {
+        int64_t sid = row ? db_col_int64(st, 0) : 0;
+        if ((!row || sid != id) && x.n) {
+            if (write_blocks(c, id, &x, err))
+                break;
+            total += (int64_t)x.n;
+            x.n = 0;
+        }
+        if (!row)
+            break;
+        id = sid;
+        if (x.n == x.cap) {
+            size_t cap = x.cap ? x.cap * 2 : 4096;
+            struct store_pt *p = realloc(x.pts, cap * sizeof *p);
+            if (!p) {
+                err_set(err, ERR_INTERNAL, "out of memory converting readings");
+                break;
+            }
+            x.pts = p;
+            x.cap = cap;
+        }
+        x.pts[x.n++] = (struct store_pt){db_col_int64(st, 1), db_col_double(st, 2),
+                                         (uint8_t)db_col_int64(st, 3),
+                                         (uint8_t)db_col_int64(st, 4)};
+    }
+    db_done(st);
+    if (!err->code)
+        db_exec(c, "DROP TABLE readings", err);
+    if (!err->code)
+        db_commit(c, err);
+out:
+    free(x.pts);
+    free(x.enc);
+    if (err->code) {
+        db_rollback(c);
+        return err->code;
+    }
+    if (total)
+        log_info("event=readings_converted readings=%lld", (long long)total);
+    return ERR_OK;
+}
+
+/* Readings committed to the log by the last run and not compacted: back into the caches. */
+static enum err_code replay_log(struct db_conn *c, struct err *err)
+{
+    static const char sql[] = "SELECT data FROM reading_log ORDER BY seq";
+    static const char sql_sensor[] = "SELECT 1 FROM sensors WHERE id = ?";
+    struct db_stmt *st, *q;
+    bool row, exists;
+    int64_t n = 0;
+    S.txn++;
+    if (db_prepare(c, &st, sql, err))
+        return err->code;
+    while (db_step(st, &row, err) == ERR_OK && row) {
+        size_t len;
+        const unsigned char *p = db_col_blob(st, 0, &len);
+        for (size_t off = 0; off + LOG_REC <= len && !err->code; off += LOG_REC) {
+            const unsigned char *r = p + off;
+            int64_t id = (int64_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 |
+                                   (uint32_t)r[3] << 24);
+            pthread_mutex_lock(&S.lock);
+            struct series *s = map_find(id);
+            pthread_mutex_unlock(&S.lock);
+            if (!s) {
+                if (db_prepare(c, &q, sql_sensor, err))
+                    break;
+                db_bind_int64(q, 1, id);
+                if (db_step(q, &exists, err))
+                    break;
+                db_done(q);
+                if (!exists)
+                    continue; /* its station was deleted */
+                if (!(s = store__series(c, id, err)))
+                    break;
+            }
+            int64_t t = (int64_t)get_le64(r + 4);
+            if (store__append(s, t, bits_dbl(get_le64(r + 12)), r[20] & 7, r[20] >> 3, err))
+                break;
+            n++;
+        }
+    }
+    db_done(st);
+    S.log_len = S.log_n = 0; /* these are in the log already */
+    if (err->code) {
+        store__rolled_back();
+        return err->code;
+    }
+    store__committed();
+    if (n)
+        log_info("event=readings_log_replayed readings=%lld", (long long)n);
+    return ERR_OK;
+}
+
+void store__writer_thread(bool is_writer)
+{
+    on_writer = is_writer;
+}
+
+enum err_code store__open(struct db_conn *c, int64_t raw_retention_days, struct err *err)
+{
+    atomic_store(&retention_ms, raw_retention_days * 86400 * 1000);
+    S.last_retention_s = 0; /* the first maintenance applies it */
+    if (convert_rows(c, err) || replay_log(c, err))
+        return err->code;
+    /* a clean log makes the next start quick; failing here is not fatal */
+    struct err e = ERR_INIT;
+    if (S.cached)
+        compact(c, &e);
+    return ERR_OK;
+}
+
+void store__close(struct db_conn *c)
+{
+    struct err e = ERR_INIT;
+    if (c && S.cached)
+        compact(c, &e); /* not needed for safety: the log has it all; the next start is quicker */
+    pthread_mutex_lock(&S.lock);
+    for (size_t i = 0; i < S.slots; i++)
+        if (S.map[i]) {
+            free(S.map[i]->a);
+            free(S.map[i]);
+        }
+    free(S.map);
+    S.map = NULL;
+    S.slots = S.used = 0;
+    pthread_mutex_unlock(&S.lock);
+    free(S.log);
+    free(S.dec);
+    S.log = NULL;
+    S.dec = NULL;
+    S.log_len = S.log_cap = S.log_n = S.cached = S.ndec = S.dec_cap = 0;
+    S.dec_sensor = 0;
+    S.touched = NULL;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+/* Copies the cache entries of `id` that a reader may see (pending too on the writer thread). */
+static enum err_code copy_cache(int64_t id, struct store_pt **out, size_t *n, struct err *err)
+{
+    struct series *s = map_find(id);
+    size_t k = s ? (on_writer ? s->n : s->n_committed) : 0;
+    *out = NULL;
+    *n = 0;
+    if (!k)
+        return ERR_OK;
+    if (!(*out = malloc(k * sizeof **out)))
+        return err_set(err, ERR_INTERNAL, "out of memory reading readings");
+    memcpy(*out, s->a, k * sizeof **out);
+    *n = k;
+    for (size_t i = 1; i < k; i++)
+        if ((*out)[i].t_ms < (*out)[i - 1].t_ms) { /* a backfill arrived out of order */
+            qsort(*out, k, sizeof **out, cmp_pt);
+            break;
+        }
+    return ERR_OK;
+}
+
+/* Readings of a sensor in [from_ms, to_ms], ascending, at most `limit` (newest first when
+ * `newest` is set: the last `limit` of the range, still returned ascending). */
+static enum err_code read_range(struct db_conn *c, int64_t id, int64_t from_ms, int64_t to_ms,
+                                size_t limit, bool skip_bad, struct store_pt **out, size_t *nout,
+                                struct err *err)
+{
+    static const char sql[] =
+        "SELECT t0, n, data FROM reading_blocks WHERE sensor_id = ? AND t0 <= ? AND t0 >= "
+        "COALESCE((SELECT MAX(t0) FROM reading_blocks WHERE sensor_id = ? AND t0 <= ?), ?) "
+        "ORDER BY t0";
+    struct store_pt *cache = NULL, *blk = NULL;
+    size_t ncache = 0, nblk = 0, capblk = 0;
+    struct db_stmt *st = NULL;
+    bool row = false, txn = false;
+    *out = NULL;
+    *nout = 0;
+    if (!on_writer)
+        pthread_mutex_lock(&S.lock);
+    if (copy_cache(id, &cache, &ncache, err) == ERR_OK && db_prepare(c, &st, sql, err) == ERR_OK) {
+        if (!on_writer)
+            txn = db_begin_read(c, err) == ERR_OK;
+        db_bind_int64(st, 1, id);
+        db_bind_int64(st, 2, to_ms);
+        db_bind_int64(st, 3, id);
+        db_bind_int64(st, 4, from_ms);
+        db_bind_int64(st, 5, INT64_MIN);
+        if (!err->code)
+            db_step(st, &row, err); /* the snapshot starts here, under the lock */
+    }
+    if (!on_writer)
+        pthread_mutex_unlock(&S.lock);
+    while (!err->code && row) {
+        size_t len;
+        const void *data = db_col_blob(st, 2, &len);
+        if (block_decode(data, len, db_col_int64(st, 0), db_col_int64(st, 1), &blk, &nblk,
+                         &capblk, err))
+            break;
+        db_step(st, &row, err);
+    }
+    if (st)
+        db_done(st);
+    if (txn)
+        db_rollback(c);
+    struct store_pt *res = NULL;
+    size_t k = 0;
+    if (!err->code && !(res = malloc((ncache + nblk + 1) * sizeof *res)))
+        err_set(err, ERR_INTERNAL, "out of memory reading readings");
+    for (size_t i = 0, j = 0; !err->code && (i < nblk || j < ncache);) {
+        struct store_pt p;
+        if (j >= ncache || (i < nblk && blk[i].t_ms <= cache[j].t_ms))
+            p = blk[i++];
+        else
+            p = cache[j++];
+        if (p.t_ms < from_ms || p.t_ms > to_ms || (skip_bad && p.qc == QC_BAD))
+            continue;
+        res[k++] = p;
+    }
+    free(cache);
+    free(blk);
+    if (err->code) {
+        free(res);
+        return err->code;
+    }
+    if (k > limit) { /* keep the first `limit` */
+        k = limit;
+    }
+    *out = res;
+    *nout = k;
+    return ERR_OK;
+}
+
+enum err_code store__read(struct db_conn *c, int64_t sensor_id, int64_t from_ms, int64_t to_ms,
+                          size_t limit, struct store_pt **out, size_t *n, struct err *err)
+{
+    return read_range(c, sensor_id, from_ms, to_ms, limit, false, out, n, err);
+}
+
+enum err_code store__tail(struct db_conn *c, int64_t sensor_id, size_t want, bool skip_bad,
+                          struct store_pt **out, size_t *n, struct err *err)
+{
+    /* Widen a window back from the newest reading until it holds `want` readings. */
+    static const char sql_newest[] =
+        "SELECT t1 FROM reading_blocks WHERE sensor_id = ? ORDER BY t0 DESC LIMIT 1";
+    int64_t newest = INT64_MIN;
+    struct db_stmt *st;
+    bool row;
+    if (!on_writer)
+        pthread_mutex_lock(&S.lock);
+    struct series *s = map_find(sensor_id);
+    if (s)
+        for (size_t i = 0, k = on_writer ? s->n : s->n_committed; i < k; i++)
+            if (s->a[i].t_ms > newest)
+                newest = s->a[i].t_ms;
+    if (!on_writer)
+        pthread_mutex_unlock(&S.lock);
+    if (db_prepare(c, &st, sql_newest, err))
+        return err->code;
+    db_bind_int64(st, 1, sensor_id);
+    if (db_step(st, &row, err))
+        return err->code;
+    if (row && db_col_int64(st, 0) > newest)
+        newest = db_col_int64(st, 0);
+    db_done(st);
+    *out = NULL;
+    *n = 0;
+    if (newest == INT64_MIN)
+        return ERR_OK;
+    for (int64_t span = 3600 * 1000LL;; span *= 8) {
+        struct store_pt *p;
+        size_t k;
+        int64_t from = newest - span;
+        bool all = span > 400LL * 86400 * 1000;
+        if (read_range(c, sensor_id, all ? INT64_MIN : from, INT64_MAX, SIZE_MAX, skip_bad, &p,
+                       &k, err))
+            return err->code;
+        if (k >= want || all) {
+            size_t skip = k > want ? k - want : 0;
+            memmove(p, p + skip, (k - skip) * sizeof *p);
+            *out = p;
+            *n = k - skip;
+            return ERR_OK;
+        }
+        free(p);
+    }
+}
+
+enum err_code store__scan_since(struct db_conn *c, int64_t from_ms,
+                                enum err_code (*cb)(int64_t sensor_id, const struct store_pt *p,
+                                                    void *ctx, struct err *err),
+                                void *ctx, struct err *err)
+{
+    static const char sql[] =
+        "SELECT sensor_id, t0, n, data FROM reading_blocks WHERE t1 >= ?";
+    struct db_stmt *st;
+    bool row;
+    struct store_pt *pts = NULL;
+    size_t n = 0, cap = 0;
+    if (db_prepare(c, &st, sql, err))
+        return err->code;
+    db_bind_int64(st, 1, from_ms);
+    while (db_step(st, &row, err) == ERR_OK && row) {
+        size_t len;
+        const void *data = db_col_blob(st, 3, &len);
+        n = 0;
+        if (block_decode(data, len, db_col_int64(st, 1), db_col_int64(st, 2), &pts, &n, &cap,
+                         err))
+            break;
+        int64_t id = db_col_int64(st, 0);
+        for (size_t i = 0; i < n && !err->code; i++)
+            if (pts[i].t_ms >= from_ms)
+                cb(id, &pts[i], ctx, err);
+    }
+    db_done(st);
+    free(pts);
+    for (size_t i = 0; i < S.slots && !err->code; i++) { /* the writer: the caches too */
+        struct series *s = S.map[i];
+        for (size_t k = 0; s && k < s->n && !err->code; k++)
+            if (s->a[k].t_ms >= from_ms)
+                cb(s->sensor_id, &s->a[k], ctx, err);
+    }
+    return err->code;
+}
+
+enum err_code store__count(struct db_conn *c, int64_t *out, struct err *err)
+{
+    static const char sql[] = "SELECT COALESCE(SUM(n), 0) FROM reading_blocks";
+    static const char sql_log[] = "SELECT COALESCE(SUM(n), 0) FROM reading_log";
+    struct db_stmt *st;
+    bool row;
+    *out = 0;
+    const char *const q[] = {sql, sql_log};
+    for (int i = 0; i < 2; i++) {
+        if (db_prepare(c, &st, q[i], err) || db_step(st, &row, err))
+            return err->code;
+        *out += db_col_int64(st, 0);
+        db_done(st);
+    }
+    return ERR_OK;
+}
+
+/* ---- offline export ----------------------------------------------------------------------- */
+struct logged {
+    int64_t sensor_id;
+    struct store_pt p;
+};
+
+static int cmp_logged(const void *a, const void *b)
+{
+    const struct logged *x = a, *y = b;
+    if (x->sensor_id != y->sensor_id)
+        return (x->sensor_id > y->sensor_id) - (x->sensor_id < y->sensor_id);
+    return cmp_pt(&x->p, &y->p);
+}
+
+enum err_code store__export(struct db_conn *c,
+                            enum err_code (*cb)(int64_t sensor_id, const struct store_pt *p,
+                                                void *ctx, struct err *err),
+                            void *ctx, struct err *err)
+{
+    static const char sql_log[] = "SELECT data FROM reading_log ORDER BY seq";
+    static const char sql_blocks[] =
+        "SELECT sensor_id, t0, n, data FROM reading_blocks ORDER BY sensor_id, t0";
+    struct logged *lg = NULL;
+    size_t nl = 0, capl = 0, li = 0;
+    struct store_pt *pts = NULL;
+    size_t n = 0, cap = 0;
+    struct db_stmt *st;
+    bool row;
+    if (db_begin_read(c, err) || db_prepare(c, &st, sql_log, err))
+        goto out;
+    while (db_step(st, &row, err) == ERR_OK && row) {
+        size_t len;
+        const unsigned char *p = db_col_blob(st, 0, &len);
+        for (size_t off = 0; off + LOG_REC <= len; off += LOG_REC, nl++) {
+            if (nl == capl) {
+                size_t cp = capl ? capl * 2 : 4096;
+                struct logged *l = realloc(lg, cp * sizeof *l);
+                if (!l) {
+                    err_set(err, ERR_INTERNAL, "out of memory exporting readings");
+                    break;
+                }
+                lg = l;
+                capl = cp;
+            }
+            const unsigned char *r = p + off;
+            lg[nl].sensor_id = (int64_t)((uint32_t)r[0] | (uint32_t)r[1] << 8 |
+                                         (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24);
+            lg[nl].p = (struct store_pt){(int64_t)get_le64(r + 4), bits_dbl(get_le64(r + 12)),
+                                         (uint8_t)(r[20] & 7), (uint8_t)(r[20] >> 3)};
+        }
+        if (err->code)
+            break;
+    }
+    db_done(st);
+    if (err->code || db_prepare(c, &st, sql_blocks, err))
+        goto out;
+    qsort(lg, nl, sizeof *lg, cmp_logged);
+    /* blocks in (sensor, t0) order; the log's readings of a sensor go after its blocks (the
+     * order within a sensor is not promised) */
+    while (db_step(st, &row, err) == ERR_OK) {
+        int64_t id = row ? db_col_int64(st, 0) : INT64_MAX;
+        for (; li < nl && lg[li].sensor_id < id && !err->code; li++)
+            cb(lg[li].sensor_id, &lg[li].p, ctx, err);
+        if (!row || err->code)
+            break;
+        size_t len;
+        const void *data = db_col_blob(st, 3, &len);
+        n = 0;
+        if (block_decode(data, len, db_col_int64(st, 1), db_col_int64(st, 2), &pts, &n, &cap,
+                         err))
+            break;
+        for (size_t i = 0; i < n && !err->code; i++)
+            cb(id, &pts[i], ctx, err);
+    }
+    db_done(st);
+out:
+    db_rollback(c);
+    free(lg);
+    free(pts);
+    return err->code;
+}
