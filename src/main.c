@@ -1,6 +1,7 @@
 /* sinergi: command line, startup, signals and the wiring of the rooms. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -142,6 +143,12 @@ static int cmd_serve(struct config *cfg)
     struct err err = ERR_INIT;
     struct app app;
     long threads = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    /* Ingest allocates and frees a few hundred KB per request on every worker thread. glibc's
+     * defaults give that memory back to the kernel after each request (trim, mmap of large
+     * blocks) and take it again, page fault by page fault: bench/ingest measured 10-50% less
+     * CPU per reading on the HTTP threads with these two set. */
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     /* before anything is created: a typo must not use up the one-time admin password */
     if (http_check_listen(cfg->listen, &err) || open_app(&app, cfg, (int)threads + 4, &err))
         return fail(&err);
