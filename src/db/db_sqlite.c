@@ -85,12 +85,12 @@ static enum err_code open_one(struct db_conn **out, const struct db_options *o, 
     sqlite3_extended_result_codes(c->h, 1);
     /* 32 MiB of page cache per connection keeps the hot B-tree pages of a few thousand sensors
      * in memory; a larger WAL before checkpointing spreads checkpoint cost over more commits. */
-    const char *pragmas = o->sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    const char *pragmas = o->sync_full ? "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                          "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;"
-                                         "PRAGMA wal_autocheckpoint=4000;"
-                                       : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                         "PRAGMA wal_autocheckpoint=1000;"
+                                       : "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                          "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;"
-                                         "PRAGMA wal_autocheckpoint=4000;";
+                                         "PRAGMA wal_autocheckpoint=1000;";
     if (db_exec(c, pragmas, err)) {
         sqlite3_close(c->h);
         free(c);
