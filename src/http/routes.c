@@ -65,6 +65,12 @@ const struct route http_routes[] = {
     {"POST", "/api/v1/stations/{code}/token", sensors_http_rotate_token, OWN_OPD_WRITE, NULL, 0},
     {"GET", "/api/v1/stations/{code}/readings", sensors_http_readings, SIGNED_IN, NULL, 0},
     {"GET", "/api/v1/public/stations", sensors_http_public_list, PUBLIC, NULL, 0},
+    {"GET", "/api/v1/gateways", sensors_http_gateway_list, ON_DUTY, NULL, 0},
+    {"POST", "/api/v1/gateways", sensors_http_gateway_create, OWN_OPD_WRITE, NULL, 0},
+    {"GET", "/api/v1/gateways/{code}", sensors_http_gateway_get, ON_DUTY, NULL, 0},
+    {"DELETE", "/api/v1/gateways/{code}", sensors_http_gateway_delete, OWN_OPD_WRITE, NULL, 0},
+    {"POST", "/api/v1/gateways/{code}/token", sensors_http_gateway_rotate_token, OWN_OPD_WRITE,
+     NULL, 0},
     {"POST", "/api/v1/ingest", sensors_http_ingest, DEVICE, "application/senml+json", 4u << 20},
 
     /* early warning: everyone signed in sees alerts; people on duty act on them */

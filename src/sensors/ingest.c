@@ -38,6 +38,7 @@ void ingest_batch_free(struct ingest_batch *b)
     if (!b)
         return;
     free(b->items);
+    free(b->stations);
     json_decref(b->rejected);
     free(b);
 }
@@ -47,8 +48,39 @@ int ingest_batch_count(const struct ingest_batch *b)
     return b->n;
 }
 
-/* Checks one record against the device's station; adds it to the batch or says why not. */
-static void admit(struct ingest_batch *b, const struct station_def *st, size_t i,
+/* Who sent the pack: one station's device, or a gateway of an OPD. */
+struct sender {
+    const struct station_def *station; /* NULL for a gateway */
+    const struct gateway_def *gateway;
+    int *slot; /* gateway: registry index -> batch station index + 1 (0 = none yet) */
+};
+
+/* The batch's index of a station, added on first use. */
+static int station_slot(struct ingest_batch *b, struct sender *who, const struct station_def *st)
+{
+    int *slot = who->slot ? &who->slot[sensors__station_index(st)] : NULL;
+    if (slot && *slot)
+        return *slot - 1;
+    if (!slot && b->nstations) /* a station's own device: one station */
+        return 0;
+    if (b->nstations % 16 == 0) {
+        struct batch_station *a =
+            realloc(b->stations, (size_t)(b->nstations + 16) * sizeof *a);
+        if (!a)
+            return -1;
+        b->stations = a;
+    }
+    struct batch_station *bs = &b->stations[b->nstations];
+    snprintf(bs->code, sizeof bs->code, "%s", st->code);
+    bs->kind = st->kind;
+    bs->interval_s = st->interval_s;
+    if (slot)
+        *slot = b->nstations + 1;
+    return b->nstations++;
+}
+
+/* Checks one record against the sender; adds it to the batch or says why not. */
+static void admit(struct ingest_batch *b, struct sender *who, size_t i,
                   const struct senml_record *r, int64_t now_ms)
 {
     if (r->error) {
@@ -61,9 +93,18 @@ static void admit(struct ingest_batch *b, const struct station_def *st, size_t i
         return;
     }
     size_t code_len = (size_t)(colon - r->name);
-    if (code_len != strlen(st->code) || memcmp(r->name, st->code, code_len) != 0) {
+    const struct station_def *st = who->station;
+    if (st && (code_len != strlen(st->code) || memcmp(r->name, st->code, code_len) != 0)) {
         reject(b, i, "not this device's station");
         return;
+    }
+    if (!st) {
+        st = sensors__station_by_code(r->name, code_len);
+        /* one answer for absent and foreign stations: a gateway learns nothing of other OPDs */
+        if (!st || strcmp(st->opd, who->gateway->opd) != 0) {
+            reject(b, i, "no station of this gateway's OPD has this code");
+            return;
+        }
     }
     const struct sensor_def *sd = NULL;
     for (int k = 0; k < st->nsensors && !sd; k++)
@@ -86,7 +127,13 @@ static void admit(struct ingest_batch *b, const struct station_def *st, size_t i
         reject(b, i, "time is older than the backfill window");
         return;
     }
+    int k = station_slot(b, who, st);
+    if (k < 0) {
+        reject(b, i, "out of memory");
+        return;
+    }
     struct reading *out = &b->items[b->n++];
+    out->st = k;
     out->sensor_id = sd->id;
     out->t_ms = r->t_ms;
     out->v = r->value * factor;
@@ -98,6 +145,8 @@ static void admit(struct ingest_batch *b, const struct station_def *st, size_t i
 static int by_sensor_time(const void *pa, const void *pb)
 {
     const struct reading *a = pa, *b = pb;
+    if (a->st != b->st)
+        return a->st < b->st ? -1 : 1;
     if (a->sensor_id != b->sensor_id)
         return a->sensor_id < b->sensor_id ? -1 : 1;
     if (a->t_ms != b->t_ms)
@@ -142,21 +191,26 @@ enum err_code ingest_prepare(const char *device_token, const char *station_code,
     }
     b->records = (int)n;
     sensors__registry_rdlock();
-    const struct station_def *st = device_token
-                                       ? sensors__station_by_token_hash(hash)
-                                       : sensors__station_by_code(station_code, strlen(station_code));
-    if (!st || (station_code && strcmp(st->code, station_code) != 0)) {
+    struct sender who = {0};
+    who.station = device_token ? sensors__station_by_token_hash(hash)
+                               : sensors__station_by_code(station_code, strlen(station_code));
+    if (!who.station && device_token && !station_code)
+        who.gateway = sensors__gateway_by_token_hash(hash);
+    if (who.gateway)
+        who.slot = calloc((size_t)sensors__registry_count() + 1, sizeof *who.slot);
+    if ((!who.station && !who.gateway) || (who.gateway && !who.slot) ||
+        (who.station && station_code && strcmp(who.station->code, station_code) != 0)) {
         sensors__registry_unlock();
         free(recs);
         ingest_batch_free(b);
+        if (who.gateway)
+            return err_set(err, ERR_INTERNAL, "out of memory");
         return err_set(err, ERR_UNAUTHENTICATED, "the device token is not valid for this station");
     }
-    snprintf(b->station, sizeof b->station, "%s", st->code);
-    b->kind = st->kind;
-    b->interval_s = st->interval_s;
     for (size_t i = 0; i < n; i++)
-        admit(b, st, i, &recs[i], now_ms);
+        admit(b, &who, i, &recs[i], now_ms);
     sensors__registry_unlock();
+    free(who.slot);
     free(recs);
     sort_by_time(b);
     *out = b;

@@ -8,8 +8,9 @@
 #include "core/banned.h"
 
 struct registry {
-    int n;
+    int n, ngateways;
     struct station_def *stations;
+    struct gateway_def *gateways; /* few: searched in order */
     int slots; /* power of two; two open-addressing tables of station indexes + 1 (0 = empty) */
     int *by_code, *by_token;
 };
@@ -39,6 +40,7 @@ static void registry_free(struct registry *r)
     if (!r)
         return;
     free(r->stations);
+    free(r->gateways);
     free(r->by_code);
     free(r->by_token);
     free(r);
@@ -126,6 +128,32 @@ static enum err_code load_sensors(struct db_conn *c, struct registry *r, struct 
     return err->code;
 }
 
+static enum err_code load_gateways(struct db_conn *c, struct registry *r, struct err *err)
+{
+    static const char sql[] = "SELECT code, opd_code, token_hash FROM gateways ORDER BY code";
+    struct db_stmt *s;
+    bool row;
+    if (db_prepare(c, &s, sql, err))
+        return err->code;
+    while (db_step(s, &row, err) == ERR_OK && row) {
+        if (r->ngateways % 16 == 0) {
+            struct gateway_def *g =
+                realloc(r->gateways, (size_t)(r->ngateways + 16) * sizeof *g);
+            if (!g) {
+                err_set(err, ERR_INTERNAL, "out of memory");
+                break;
+            }
+            r->gateways = g;
+        }
+        struct gateway_def *g = &r->gateways[r->ngateways++];
+        copy_text(g->code, sizeof g->code, db_col_text(s, 0));
+        copy_text(g->opd, sizeof g->opd, db_col_text(s, 1));
+        copy_text(g->token_hash, sizeof g->token_hash, db_col_text(s, 2));
+    }
+    db_done(s);
+    return err->code;
+}
+
 enum err_code sensors__registry_load(struct db_conn *c, struct err *err)
 {
     /* Reloads are serialised and read the database inside the lock, so a later reload always
@@ -136,7 +164,8 @@ enum err_code sensors__registry_load(struct db_conn *c, struct err *err)
         pthread_mutex_unlock(&reload_lock);
         return err_set(err, ERR_INTERNAL, "out of memory");
     }
-    if (load_stations(c, r, err) == ERR_OK && load_sensors(c, r, err) == ERR_OK) {
+    if (load_stations(c, r, err) == ERR_OK && load_sensors(c, r, err) == ERR_OK &&
+        load_gateways(c, r, err) == ERR_OK) {
         r->slots = 16;
         while (r->slots < 2 * r->n + 2)
             r->slots *= 2;
@@ -216,4 +245,17 @@ const struct station_def *sensors__station_by_code(const char *code, size_t len)
 const struct station_def *sensors__station_by_token_hash(const char *hash)
 {
     return lookup(current ? current->by_token : NULL, hash, strlen(hash), true);
+}
+
+const struct gateway_def *sensors__gateway_by_token_hash(const char *hash)
+{
+    for (int i = 0; current && i < current->ngateways; i++)
+        if (strcmp(current->gateways[i].token_hash, hash) == 0)
+            return &current->gateways[i];
+    return NULL;
+}
+
+int sensors__station_index(const struct station_def *st)
+{
+    return (int)(st - current->stations);
 }

@@ -75,6 +75,17 @@ const struct db_migration sensors_migrations[] = {
      "  data BLOB NOT NULL,"
      "  PRIMARY KEY (sensor_id, t0)) WITHOUT ROWID;"
      "CREATE INDEX reading_blocks_t1 ON reading_blocks(t1);"},
+    /* A gateway (a data concentrator, a LoRaWAN network server, a Node-RED flow) forwards the
+     * readings of every station of its OPD with one token. */
+    {23, "sensors: gateways",
+     "CREATE TABLE gateways ("
+     "  id INTEGER PRIMARY KEY,"
+     "  code TEXT NOT NULL UNIQUE,"
+     "  name TEXT NOT NULL,"
+     "  opd_code TEXT NOT NULL REFERENCES opds(code),"
+     "  token_hash TEXT NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL,"
+     "  updated_at INTEGER NOT NULL);"},
     {0, NULL, NULL},
 };
 

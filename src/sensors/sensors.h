@@ -131,6 +131,19 @@ bool sensors_station_info(const char *code, struct sensors_station_info *out);
 enum err_code sensors_readings(struct db_conn *c, const char *station, const char *sensor,
                                int64_t from, int64_t to, int64_t step, int64_t limit,
                                json_t **out, struct err *err);
+/* Gateways: one device token that ingests for every station of an OPD (gateways.c). The
+ * token is returned once, by create and rotate. `opd` NULL lists every OPD's. */
+enum err_code sensors_gateway_create(struct db_conn *c, const struct actor *a, json_t *in,
+                                     json_t **out, struct err *err);
+enum err_code sensors_gateway_list(struct db_conn *c, const char *opd, json_t **out,
+                                   struct err *err);
+enum err_code sensors_gateway_get(struct db_conn *c, const char *code, json_t **out,
+                                  char opd_out[AUTH_OPD_MAX + 1], struct err *err);
+enum err_code sensors_gateway_delete(struct db_conn *c, const struct actor *a, const char *code,
+                                     struct err *err);
+enum err_code sensors_gateway_rotate_token(struct db_conn *c, const struct actor *a,
+                                           const char *code, json_t **out, struct err *err);
+
 /* `sinergi readings count|export`: every stored raw reading, read-only, safe beside a
  * running daemon. export writes CSV "sensor_id,station,sensor,t_ms,v,qc,qc_failed" lines,
  * grouped by sensor. */

@@ -201,3 +201,78 @@ enum err_code sensors_http_ingest(struct http_req *r, struct err *err)
     ingest_submit(b, ingest_done, r);
     return ERR_OK;
 }
+
+/* ---- gateways ----------------------------------------------------------------------------- */
+enum err_code sensors_http_gateway_list(struct http_req *r, struct err *err)
+{
+    json_t *a;
+    const struct principal *p = http_principal(r);
+    if (sensors_gateway_list(http_db(r), p->role == ROLE_STAFF ? p->opd : NULL, &a, err))
+        return err->code;
+    http_reply_json(r, 200, a);
+    return ERR_OK;
+}
+
+enum err_code sensors_http_gateway_create(struct http_req *r, struct err *err)
+{
+    json_t *in, *out;
+    const char *opd = NULL;
+    struct actor a = http_actor(r);
+    if (http_body_json(r, &in, err))
+        return err->code;
+    if (jsonv_str(in, "opd", AUTH_OPD_MAX, false, &opd, err) == ERR_OK && opd &&
+        !http_may_touch_opd(r, opd))
+        err_set(err, ERR_FORBIDDEN, "staff create gateways for their own OPD only ('%s')",
+                http_principal(r)->opd);
+    if (!err->code && sensors_gateway_create(http_db(r), &a, in, &out, err) == ERR_OK)
+        http_reply_json(r, 201, out);
+    json_decref(in);
+    return err->code;
+}
+
+/* The gateway if the caller may touch it; another OPD's gateway is answered as absent. */
+static enum err_code visible_gateway(struct http_req *r, json_t **out, struct err *err)
+{
+    char opd[AUTH_OPD_MAX + 1];
+    const char *code = http_param(r, 0);
+    json_t *j = NULL;
+    if (sensors_gateway_get(http_db(r), code, out ? &j : NULL, opd, err))
+        return err->code;
+    if (!http_may_touch_opd(r, opd)) {
+        json_decref(j);
+        return err_set(err, ERR_NOT_FOUND, "no gateway with code '%s'", code);
+    }
+    if (out)
+        *out = j;
+    return ERR_OK;
+}
+
+enum err_code sensors_http_gateway_get(struct http_req *r, struct err *err)
+{
+    json_t *j;
+    if (visible_gateway(r, &j, err))
+        return err->code;
+    http_reply_json(r, 200, j);
+    return ERR_OK;
+}
+
+enum err_code sensors_http_gateway_delete(struct http_req *r, struct err *err)
+{
+    struct actor a = http_actor(r);
+    if (visible_gateway(r, NULL, err) ||
+        sensors_gateway_delete(http_db(r), &a, http_param(r, 0), err))
+        return err->code;
+    http_reply_empty(r, 204);
+    return ERR_OK;
+}
+
+enum err_code sensors_http_gateway_rotate_token(struct http_req *r, struct err *err)
+{
+    json_t *out;
+    struct actor a = http_actor(r);
+    if (visible_gateway(r, NULL, err) ||
+        sensors_gateway_rotate_token(http_db(r), &a, http_param(r, 0), &out, err))
+        return err->code;
+    http_reply_json(r, 200, out);
+    return ERR_OK;
+}

@@ -14,5 +14,10 @@ enum err_code sensors_http_rotate_token(struct http_req *r, struct err *err);
 enum err_code sensors_http_latest(struct http_req *r, struct err *err);
 enum err_code sensors_http_readings(struct http_req *r, struct err *err);
 enum err_code sensors_http_ingest(struct http_req *r, struct err *err);
+enum err_code sensors_http_gateway_list(struct http_req *r, struct err *err);
+enum err_code sensors_http_gateway_create(struct http_req *r, struct err *err);
+enum err_code sensors_http_gateway_get(struct http_req *r, struct err *err);
+enum err_code sensors_http_gateway_delete(struct http_req *r, struct err *err);
+enum err_code sensors_http_gateway_rotate_token(struct http_req *r, struct err *err);
 
 #endif

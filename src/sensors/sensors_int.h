@@ -86,6 +86,17 @@ struct station_def {
     struct sensor_def sensors[8];
 };
 
+/* Field checks shared by stations and gateways (stations.c). */
+enum err_code sensors__check_code(const char *field, const char *v, size_t max, struct err *err);
+enum err_code sensors__check_opd(struct db_conn *c, const char *opd, struct err *err);
+
+/* A gateway: forwards readings of every station of its OPD (gateways.c). */
+struct gateway_def {
+    char code[CODE_MAX + 1];
+    char opd[AUTH_OPD_MAX + 1];
+    char token_hash[65];
+};
+
 /* Rebuilds the registry from the database; call after any station write commits. */
 enum err_code sensors__registry_load(struct db_conn *c, struct err *err);
 void sensors__registry_free(void);
@@ -97,6 +108,9 @@ int sensors__registry_count(void);
 const struct station_def *sensors__station_at(int i);
 const struct station_def *sensors__station_by_code(const char *code, size_t len);
 const struct station_def *sensors__station_by_token_hash(const char *hash);
+const struct gateway_def *sensors__gateway_by_token_hash(const char *hash);
+/* The station's position in the registry: 0 .. sensors__registry_count() - 1. */
+int sensors__station_index(const struct station_def *st);
 
 /* ---- the writer and the latest view ------------------------------------------------------ */
 struct reading {
@@ -108,14 +122,22 @@ struct reading {
     int qc;      /* set by the writer: enum qc_flag, 0 when not stored (duplicate) */
     int failed;  /* set by the writer: enum qc_test bits */
     int index;   /* record index in the pack: keeps the order sent among equal times */
+    int st;      /* its station: an index into the batch's stations */
 };
 
-/* One device's pack on its way to the writer: readings of one station. */
-struct ingest_batch {
-    struct ingest_batch *next;
-    char station[CODE_MAX + 1];
+/* A station a batch has readings of, copied from the registry. */
+struct batch_station {
+    char code[CODE_MAX + 1];
     enum station_kind kind;
     int interval_s;
+};
+
+/* One device's pack on its way to the writer: readings of one station, or of several when a
+ * gateway sent it; items are sorted by (station, sensor, time). */
+struct ingest_batch {
+    struct ingest_batch *next;
+    struct batch_station *stations;
+    int nstations;
     int n, records;
     struct reading *items;
     json_t *rejected;
@@ -160,7 +182,8 @@ enum err_code store__read(struct db_conn *c, int64_t sensor_id, int64_t from_ms,
 enum err_code store__tail(struct db_conn *c, int64_t sensor_id, size_t want, bool skip_bad,
                           struct store_pt **out, size_t *n, struct err *err);
 /* Every stored reading, blocks and log, read-only (safe beside a running daemon): for tools
- * and tests, not hot paths. Grouped by sensor; within a sensor, blocks first. */
+ * and tests, not hot paths. Grouped by sensor, in time order within a sensor; each stored
+ * reading once, wherever it is kept. */
 enum err_code store__export(struct db_conn *c,
                             enum err_code (*cb)(int64_t sensor_id, const struct store_pt *p,
                                                 void *ctx, struct err *err),

@@ -44,7 +44,7 @@ static const char *const station_fields[] = {"code", "name",       "kind",      
                                              "interval_s", "thresholds", "sensors", "demo",
                                              NULL};
 
-static enum err_code check_code(const char *field, const char *v, size_t max, struct err *err)
+enum err_code sensors__check_code(const char *field, const char *v, size_t max, struct err *err)
 {
     size_t n = strlen(v);
     if (n < 2 || n > max)
@@ -103,7 +103,7 @@ static enum err_code parse_station(json_t *in, bool create, struct station_in *s
     bool req = create;
     if (jsonv_only(in, station_fields, err) ||
         jsonv_str(in, "code", CODE_MAX, req, &s->code, err) ||
-        (s->code && check_code("code", s->code, CODE_MAX, err)) ||
+        (s->code && sensors__check_code("code", s->code, CODE_MAX, err)) ||
         jsonv_str(in, "name", 120, req, &s->name, err) ||
         jsonv_str(in, "kind", 24, req, &s->kind_s, err) ||
         jsonv_num(in, "lat", -90, 90, req, &s->lat, &s->has_lat, err) ||
@@ -142,7 +142,7 @@ static enum err_code check_region(struct db_conn *c, const char *region, struct 
     return err_set(err, e.code, "%s", e.msg);
 }
 
-static enum err_code check_opd(struct db_conn *c, const char *opd, struct err *err)
+enum err_code sensors__check_opd(struct db_conn *c, const char *opd, struct err *err)
 {
     json_t *j;
     struct err e = ERR_INIT;
@@ -180,7 +180,7 @@ static enum err_code insert_sensor(struct db_conn *c, int64_t station_id, const 
 {
     struct db_stmt *s;
     int64_t id = 0;
-    if (check_code("sensors.name", name, SENSOR_NAME_MAX, err))
+    if (sensors__check_code("sensors.name", name, SENSOR_NAME_MAX, err))
         return err->code;
     if (!sensors__unit_known(unit))
         return err_set(err, ERR_INVALID, "sensor '%s': unit '%s' is not a SenML unit (m, mm, Cel, "
@@ -291,7 +291,7 @@ enum err_code sensors_station_create(struct db_conn *c, const struct actor *a, j
     bool row;
     if (db_begin(c, err))
         return err->code;
-    if (check_region(c, s.region, err) == ERR_OK && check_opd(c, s.opd, err) == ERR_OK &&
+    if (check_region(c, s.region, err) == ERR_OK && sensors__check_opd(c, s.opd, err) == ERR_OK &&
         db_prepare(c, &st,
                    "INSERT INTO stations (code, name, kind, lat, lon, region, river, opd_code, "
                    "interval_s, th_waspada, th_siaga, th_awas, demo, token_hash, created_at, "
@@ -438,7 +438,7 @@ enum err_code sensors_station_update(struct db_conn *c, const struct actor *a, c
     struct db_stmt *st;
     if (db_begin(c, err))
         return err->code;
-    if (check_region(c, s.region, err) == ERR_OK && check_opd(c, s.opd, err) == ERR_OK &&
+    if (check_region(c, s.region, err) == ERR_OK && sensors__check_opd(c, s.opd, err) == ERR_OK &&
         db_prepare(c, &st,
                    "UPDATE stations SET name = COALESCE(?, name), lat = COALESCE(?, lat), "
                    "lon = COALESCE(?, lon), region = COALESCE(?, region), "

@@ -61,6 +61,12 @@ static struct {
     uint64_t txn;
     size_t cached; /* committed readings in the caches */
     int64_t oldest_cached_s, last_retention_s;
+    uint64_t map_gen; /* bumped when the map grows (its order changes) */
+    bool round_active;
+    size_t round_cursor;
+    uint64_t round_gen;
+    int64_t round_seq;
+    int64_t trim_seq; /* log rows below this are in blocks: deleted a few at a time */
     /* the last block decoded for a duplicate check */
     int64_t dec_sensor, dec_t0, dec_t1;
     struct store_pt *dec;
@@ -210,6 +216,7 @@ static bool map_put(struct series *s)
         free(S.map);
         S.map = m;
         S.slots = slots;
+        S.map_gen++;
     }
     size_t j = slot_index(s->sensor_id, S.slots);
     while (S.map[j])
@@ -540,15 +547,61 @@ static enum err_code compact_series(struct db_conn *c, struct series *s, struct 
     return write_blocks(c, s->sensor_id, x, err);
 }
 
-/* Moves every cached reading into blocks and empties the log, in one transaction. */
-static enum err_code compact(struct db_conn *c, struct err *err)
+/* Compaction runs in rounds, a step between two group commits at a time, so ingest never waits
+ * for all the caches at once. A round visits every series once, in map order; each step is its
+ * own transaction that moves some series' caches into blocks. When the round has visited them
+ * all, every reading committed before the round began is in blocks, so the log rows written
+ * before it (seq < round_seq) are deleted. Rows written during the round may hold readings of
+ * series already moved: the replay after a crash skips readings it finds stored. */
+static enum err_code round_begin(struct db_conn *c, struct err *err)
+{
+    static const char sql[] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM reading_log";
+    struct db_stmt *st;
+    bool row;
+    if (db_prepare(c, &st, sql, err) || db_step(st, &row, err))
+        return err->code;
+    S.round_seq = db_col_int64(st, 0);
+    db_done(st);
+    S.round_cursor = 0;
+    S.round_gen = S.map_gen;
+    S.round_active = true;
+    return ERR_OK;
+}
+
+/* One step: series from the cursor on until `budget` readings moved (all when budget is 0). */
+/* Deletes log rows whose readings are all in blocks: all of them when `all`, else a few (each
+ * row is up to MAX_TXN_READINGS * 21 bytes whose pages SQLite frees one by one). */
+static enum err_code trim_log(struct db_conn *c, bool all, struct err *err)
+{
+    static const char sql_all[] = "DELETE FROM reading_log WHERE seq < ?";
+    static const char sql_some[] = "DELETE FROM reading_log WHERE seq IN (SELECT seq FROM "
+                                   "reading_log WHERE seq < ? ORDER BY seq LIMIT 2)";
+    struct db_stmt *st;
+    if (!S.trim_seq)
+        return ERR_OK;
+    if (db_prepare(c, &st, all ? sql_all : sql_some, err))
+        return err->code;
+    db_bind_int64(st, 1, S.trim_seq);
+    if (db_run(st, err))
+        return err->code;
+    if (all || db_changes(c) == 0)
+        S.trim_seq = 0;
+    return ERR_OK;
+}
+
+static enum err_code compact_step(struct db_conn *c, size_t budget, struct err *err)
 {
     struct scratch x = {0};
-    size_t moved = 0;
+    size_t moved = 0, from = S.round_cursor, i = from;
     int64_t t0 = clock_mono_ns();
+    if (S.round_active && S.round_gen != S.map_gen)
+        S.round_active = false; /* the map grew: its order changed, start over */
+    if (!S.round_active && round_begin(c, err))
+        return err->code;
+    from = i = S.round_cursor;
     if (db_begin(c, err))
         return err->code;
-    for (size_t i = 0; i < S.slots && !err->code; i++) {
+    for (; i < S.slots && !err->code && (!budget || moved < budget); i++) {
         struct series *s = S.map[i]; /* the writer is the only one who changes the map */
         if (s && s->n_committed) {
             compact_series(c, s, &x, err);
@@ -557,21 +610,23 @@ static enum err_code compact(struct db_conn *c, struct err *err)
     }
     free(x.pts);
     free(x.enc);
+    bool round_done = i == S.slots;
+    int64_t trim_before = S.trim_seq;
+    if (round_done)
+        S.trim_seq = S.round_seq;
     if (!err->code)
-        db_exec(c, "DELETE FROM reading_log", err);
+        trim_log(c, budget == 0, err);
     S.dec_sensor = 0; /* blocks were rewritten */
-    if (err->code) {
-        db_rollback(c);
-        log_error("event=readings_compaction_failed detail=\"%s\"", err->msg);
-        return err->code;
-    }
-    pthread_mutex_lock(&S.lock);
-    if (db_commit(c, err) == ERR_OK) {
-        for (size_t i = 0; i < S.slots; i++) {
-            struct series *s = S.map[i];
-            if (s && s->n_committed) {
+    if (!err->code) {
+        pthread_mutex_lock(&S.lock); /* readers: the new blocks and the emptied caches at once */
+        if (db_commit(c, err) == ERR_OK)
+            for (size_t k = from; k < i; k++) {
+                struct series *s = S.map[k];
+                if (!s || !s->n_committed)
+                    continue;
                 if (s->newest_ms > s->block_newest_ms)
                     s->block_newest_ms = s->newest_ms;
+                S.cached -= s->n_committed;
                 s->n = s->n_committed = 0;
                 if (s->cap > 4096) { /* a burst: give the memory back */
                     free(s->a);
@@ -579,17 +634,30 @@ static enum err_code compact(struct db_conn *c, struct err *err)
                     s->cap = 0;
                 }
             }
-        }
-        S.cached = 0;
+        pthread_mutex_unlock(&S.lock);
     }
-    pthread_mutex_unlock(&S.lock);
     if (err->code) {
         db_rollback(c);
+        S.trim_seq = trim_before;
         log_error("event=readings_compaction_failed detail=\"%s\"", err->msg);
         return err->code;
     }
-    log_debug("event=readings_compacted readings=%zu ms=%.1f", moved,
-              (double)(clock_mono_ns() - t0) / 1e6);
+    S.round_cursor = i;
+    if (round_done) {
+        S.round_active = false;
+        S.oldest_cached_s = clock_now_s(); /* what is cached now came during the round */
+    }
+    log_debug("event=readings_compacted readings=%zu ms=%.1f round_done=%d", moved,
+              (double)(clock_mono_ns() - t0) / 1e6, round_done);
+    return ERR_OK;
+}
+
+/* Every cached reading into blocks and the log emptied (at open and at stop). */
+static enum err_code compact(struct db_conn *c, struct err *err)
+{
+    S.round_active = false;
+    if (compact_step(c, 0, err))
+        return err->code;
     return ERR_OK;
 }
 
@@ -617,10 +685,22 @@ static enum err_code apply_retention(struct db_conn *c, int64_t now_s, struct er
 enum err_code store__maintain(struct db_conn *c, int64_t now_s, bool force, struct err *err)
 {
     /* settings readings_compact_after (24 bytes of memory each) and readings_compact_age_s */
-    if (S.cached && (force || (int64_t)S.cached >= sensors__settings.compact_after ||
-                     now_s - S.oldest_cached_s >= sensors__settings.compact_age_s) &&
-        compact(c, err))
-        return err->code;
+    if (force) {
+        if (S.cached && compact(c, err))
+            return err->code;
+    } else if (S.round_active || (S.cached && ((int64_t)S.cached >= sensors__settings.compact_after ||
+                                               now_s - S.oldest_cached_s >=
+                                                   sensors__settings.compact_age_s))) {
+        /* a step moves about a tenth of the threshold: tens of milliseconds between commits */
+        size_t budget = (size_t)(sensors__settings.compact_after / 10);
+        if (compact_step(c, budget ? budget : 1, err))
+            return err->code;
+    } else if (S.trim_seq) {
+        if (db_begin(c, err) || trim_log(c, false, err) || db_commit(c, err)) {
+            db_rollback(c);
+            return err->code;
+        }
+    }
     if (now_s - S.last_retention_s >= RETENTION_EVERY_S) {
         S.last_retention_s = now_s;
         return apply_retention(c, now_s, err);
@@ -723,6 +803,11 @@ static enum err_code replay_log(struct db_conn *c, struct err *err)
                     break;
             }
             int64_t t = (int64_t)get_le64(r + 4);
+            bool dup;
+            if (store__has(c, s, t, &dup, err))
+                break;
+            if (dup) /* compacted before the crash, in a round that had not finished */
+                continue;
             if (store__append(s, t, bits_dbl(get_le64(r + 12)), r[20] & 7, r[20] >> 3, err))
                 break;
             n++;
@@ -753,16 +838,15 @@ enum err_code store__open(struct db_conn *c, int64_t raw_retention_days, struct 
         return err->code;
     /* a clean log makes the next start quick; failing here is not fatal */
     struct err e = ERR_INIT;
-    if (S.cached)
-        compact(c, &e);
+    compact(c, &e);
     return ERR_OK;
 }
 
 void store__close(struct db_conn *c)
 {
     struct err e = ERR_INIT;
-    if (c && S.cached)
-        compact(c, &e); /* not needed for safety: the log has it all; the next start is quicker */
+    if (c) /* not needed for safety (the log has it all): a quicker start, an empty log */
+        compact(c, &e);
     pthread_mutex_lock(&S.lock);
     for (size_t i = 0; i < S.slots; i++)
         if (S.map[i]) {
@@ -780,6 +864,8 @@ void store__close(struct db_conn *c)
     S.log_len = S.log_cap = S.log_n = S.cached = S.ndec = S.dec_cap = 0;
     S.dec_sensor = 0;
     S.touched = NULL;
+    S.round_active = false;
+    S.trim_seq = 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -967,23 +1053,6 @@ enum err_code store__scan_since(struct db_conn *c, int64_t from_ms,
     return err->code;
 }
 
-enum err_code store__count(struct db_conn *c, int64_t *out, struct err *err)
-{
-    static const char sql[] = "SELECT COALESCE(SUM(n), 0) FROM reading_blocks";
-    static const char sql_log[] = "SELECT COALESCE(SUM(n), 0) FROM reading_log";
-    struct db_stmt *st;
-    bool row;
-    *out = 0;
-    const char *const q[] = {sql, sql_log};
-    for (int i = 0; i < 2; i++) {
-        if (db_prepare(c, &st, q[i], err) || db_step(st, &row, err))
-            return err->code;
-        *out += db_col_int64(st, 0);
-        db_done(st);
-    }
-    return ERR_OK;
-}
-
 /* ---- offline export ----------------------------------------------------------------------- */
 struct logged {
     int64_t sensor_id;
@@ -1041,27 +1110,71 @@ enum err_code store__export(struct db_conn *c,
     if (err->code || db_prepare(c, &st, sql_blocks, err))
         goto out;
     qsort(lg, nl, sizeof *lg, cmp_logged);
-    /* blocks in (sensor, t0) order; the log's readings of a sensor go after its blocks (the
-     * order within a sensor is not promised) */
-    while (db_step(st, &row, err) == ERR_OK) {
-        int64_t id = row ? db_col_int64(st, 0) : INT64_MAX;
-        for (; li < nl && lg[li].sensor_id < id && !err->code; li++)
-            cb(lg[li].sensor_id, &lg[li].p, ctx, err);
+    /* Blocks come in (sensor, t0) order: a sensor's readings are gathered, then merged with its
+     * logged ones in time order. A reading in both (the log keeps rows until a compaction round
+     * ends; a crash may leave them) is given once. */
+    int64_t cur = INT64_MIN;
+    for (;;) {
+        int64_t id = INT64_MAX;
+        if (db_step(st, &row, err))
+            break;
+        if (row)
+            id = db_col_int64(st, 0);
+        if (id != cur && cur != INT64_MIN) { /* the sensor's blocks are all read: emit it */
+            size_t i = 0;
+            for (; li < nl && lg[li].sensor_id < cur && !err->code; li++) /* log only */
+                if (!(li > 0 && lg[li - 1].sensor_id == lg[li].sensor_id &&
+                      lg[li - 1].p.t_ms == lg[li].p.t_ms))
+                    cb(lg[li].sensor_id, &lg[li].p, ctx, err);
+            while (!err->code && (i < n || (li < nl && lg[li].sensor_id == cur))) {
+                bool from_log = li < nl && lg[li].sensor_id == cur &&
+                                (i >= n || lg[li].p.t_ms < pts[i].t_ms);
+                if (from_log) {
+                    cb(cur, &lg[li++].p, ctx, err);
+                } else {
+                    while (li < nl && lg[li].sensor_id == cur && lg[li].p.t_ms == pts[i].t_ms)
+                        li++; /* also in a block */
+                    cb(cur, &pts[i++], ctx, err);
+                }
+                while (li < nl && lg[li].sensor_id == cur && li > 0 &&
+                       lg[li - 1].sensor_id == cur && lg[li - 1].p.t_ms == lg[li].p.t_ms)
+                    li++; /* logged twice */
+            }
+            n = 0;
+        }
         if (!row || err->code)
             break;
+        cur = id;
         size_t len;
         const void *data = db_col_blob(st, 3, &len);
-        n = 0;
         if (block_decode(data, len, db_col_int64(st, 1), db_col_int64(st, 2), &pts, &n, &cap,
                          err))
             break;
-        for (size_t i = 0; i < n && !err->code; i++)
-            cb(id, &pts[i], ctx, err);
     }
+    for (; li < nl && !err->code; li++) /* sensors with no blocks at all */
+        if (!(li > 0 && lg[li - 1].sensor_id == lg[li].sensor_id &&
+              lg[li - 1].p.t_ms == lg[li].p.t_ms))
+            cb(lg[li].sensor_id, &lg[li].p, ctx, err);
     db_done(st);
 out:
     db_rollback(c);
     free(lg);
     free(pts);
     return err->code;
+}
+
+static enum err_code count_one(int64_t sensor_id, const struct store_pt *p, void *ctx,
+                               struct err *err)
+{
+    (void)sensor_id;
+    (void)p;
+    (void)err;
+    (*(int64_t *)ctx)++;
+    return ERR_OK;
+}
+
+enum err_code store__count(struct db_conn *c, int64_t *out, struct err *err)
+{
+    *out = 0;
+    return store__export(c, count_one, out, err);
 }

@@ -358,7 +358,8 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
         return ERR_OK;
     }
     int failed;
-    enum qc_flag flag = sensors__qc_eval(r->limits, &s->h, b->interval_s, r->t_ms, r->v, &failed);
+    const struct batch_station *bs = &b->stations[r->st];
+    enum qc_flag flag = sensors__qc_eval(r->limits, &s->h, bs->interval_s, r->t_ms, r->v, &failed);
     if (store__append(s->ser, r->t_ms, r->v, (int)flag, failed, err))
         return err->code;
     b->inserted++;
@@ -369,44 +370,54 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
     if (rollup_add(s, r->t_ms, r->v, flag == QC_BAD, err))
         return err->code;
     if (has_observer && observer.reading) {
-        struct sensors_reading_info info = {b->station, sensors__kind_name(b->kind), r->sensor,
+        struct sensors_reading_info info = {bs->code, sensors__kind_name(bs->kind), r->sensor,
                                             r->t_ms, r->v, flag, failed};
         return observer.reading(w.conn, &info, observer.ctx, err);
     }
     return ERR_OK;
 }
 
-/* After commit: latest values and one coalescing live event per station of each batch. */
-static void publish(struct ingest_batch *b)
+static void publish_station(const struct batch_station *bs, json_t *values)
 {
-    /* The batch is sorted by (sensor, time): the newest stored reading of each sensor is the
-     * last stored one of its run. Only those reach the latest view and the live event, so the
-     * cost is per sensor, not per reading. */
-    json_t *values = NULL;
-    for (int i = 0; i < b->n; i++) {
-        struct reading *r = &b->items[i];
-        if (!r->qc || (i + 1 < b->n && b->items[i + 1].sensor_id == r->sensor_id &&
-                       b->items[i + 1].qc))
-            continue;
-        sensors__latest_note(r->sensor_id, r->t_ms, r->v, r->qc);
-        char t[CLOCK_FMT_LEN];
-        clock_fmt_utc(t, r->t_ms / 1000);
-        if (!values)
-            values = json_object();
-        json_object_set_new(values, r->sensor,
-                            json_pack("{s:f,s:s,s:s}", "v", r->v, "qc", sensors__qc_name(r->qc),
-                                      "t", t));
-    }
-    if (!values)
-        return;
-    json_t *ev = json_pack("{s:s,s:s,s:o}", "station", b->station, "kind",
-                           sensors__kind_name(b->kind), "values", values);
+    const char *kind = sensors__kind_name(bs->kind);
+    json_t *ev = json_pack("{s:s,s:s,s:o}", "station", bs->code, "kind", kind, "values", values);
     char *data = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(ev);
     if (data)
-        events_publish("reading", b->station, sensors__kind_name(b->kind), data, true);
+        events_publish("reading", bs->code, kind, data, true);
     free(data);
-    sensors__latest_dirty();
+}
+
+/* After commit: latest values and one coalescing live event per station of each batch. */
+static void publish(struct ingest_batch *b)
+{
+    /* The batch is sorted by (station, sensor, time): the newest stored reading of each sensor
+     * is the last stored one of its run. Only those reach the latest view and the live event,
+     * so the cost is per sensor, not per reading. */
+    json_t *values = NULL;
+    bool any = false;
+    for (int i = 0; i < b->n; i++) {
+        struct reading *r = &b->items[i];
+        bool last_of_station = i + 1 == b->n || b->items[i + 1].st != r->st;
+        if (r->qc && !(i + 1 < b->n && b->items[i + 1].sensor_id == r->sensor_id &&
+                       b->items[i + 1].qc)) {
+            sensors__latest_note(r->sensor_id, r->t_ms, r->v, r->qc);
+            char t[CLOCK_FMT_LEN];
+            clock_fmt_utc(t, r->t_ms / 1000);
+            if (!values)
+                values = json_object();
+            json_object_set_new(values, r->sensor,
+                                json_pack("{s:f,s:s,s:s}", "v", r->v, "qc",
+                                          sensors__qc_name(r->qc), "t", t));
+        }
+        if (last_of_station && values) {
+            publish_station(&b->stations[r->st], values); /* takes `values` */
+            values = NULL;
+            any = true;
+        }
+    }
+    if (any)
+        sensors__latest_dirty();
 }
 
 static void finish(struct ingest_batch *b, enum err_code rc)

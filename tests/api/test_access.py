@@ -53,6 +53,11 @@ MATRIX = {
     ("GET", "/api/v1/stations/{code}/readings"): (U, A,    A,   A,        A,          A),
     ("GET", "/api/v1/public/stations"):         (A,  A,    A,   A,        A,          A),
     ("POST", "/api/v1/ingest"):                 (D,  D,    D,   D,        D,          D),
+    ("GET", "/api/v1/gateways"):                (U,  A,    A,   A,        H,          F),
+    ("POST", "/api/v1/gateways"):               (U,  A,    F,   A,        O,          F),
+    ("GET", "/api/v1/gateways/{code}"):         (U,  A,    A,   A,        H,          F),
+    ("DELETE", "/api/v1/gateways/{code}"):      (U,  A,    F,   A,        H,          F),
+    ("POST", "/api/v1/gateways/{code}/token"):  (U,  A,    F,   A,        H,          F),
     ("GET", "/api/v1/events"):                  (U,  A,    A,   A,        A,          A),
     ("GET", "/api/v1/alerts"):                  (U,  A,    A,   A,        A,          A),
     ("GET", "/api/v1/alerts/{id}"):             (U,  A,    A,   A,        A,          A),
@@ -86,6 +91,10 @@ def station_body(code, opd=None):
     return {"code": code, "name": "DEMO matrix " + code, "kind": "water_level", "lat": -2.5569,
             "lon": 120.3304, "opd": opd or OBJECT_OPD, "interval_s": 600,
             "thresholds": {"waspada": 2.0, "siaga": 3.0, "awas": 4.0}, "demo": True}
+
+
+def gateway_body(code, opd=None):
+    return {"code": code, "name": "DEMO matrix " + code, "opd": opd or OBJECT_OPD}
 
 
 def expected(route):
@@ -156,6 +165,8 @@ class AccessMatrixTest(DaemonTest):
         cls.d.add_user(cls.admin, TARGET_USER, "staff", OBJECT_OPD)
         r = cls.d.request("POST", "/api/v1/stations", station_body("mx-st-bpbd"), token=cls.admin)
         assert r.status == 201, r
+        r = cls.d.request("POST", "/api/v1/gateways", gateway_body("mx-gw-bpbd"), token=cls.admin)
+        assert r.status == 201, r
         cls.login_user = "mx-login"
         cls.login_password, _ = cls.d.add_user(cls.admin, cls.login_user, "viewer", "dinsos")
 
@@ -189,6 +200,18 @@ class AccessMatrixTest(DaemonTest):
         r = self.as_admin("POST", "/api/v1/stations", station_body(code))
         self.assertEqual(r.status, 201, r)
         return code
+
+    def fresh_gateway(self):
+        code = self.unique("mxg")
+        r = self.as_admin("POST", "/api/v1/gateways", gateway_body(code))
+        self.assertEqual(r.status, 201, r)
+        return code
+
+    def check_gateway_list(self, r, caller):
+        self.assertStatus(r, 200)
+        if caller in ("staff_own", "staff_other"):
+            self.assertTrue(all(g["opd"] == ACCOUNTS[caller][2] for g in r.json), r.json)
+        self.assertEqual("mx-gw-bpbd" in [g["code"] for g in r.json], caller != "staff_other")
 
     def fresh_alert(self):
         """An open Waspada alert of a fresh bpbd station: a reading above its threshold."""
@@ -326,6 +349,26 @@ class AccessMatrixTest(DaemonTest):
         if route == ("POST", "/api/v1/ingest"):
             return Call(pattern, [{"n": "mx-st-bpbd:level", "v": 1.0}],
                         content_type="application/senml+json")
+        if route == ("GET", "/api/v1/gateways"):
+            return Call(pattern, check=lambda r: self.check_gateway_list(r, caller),
+                        hidden=lambda r: self.check_gateway_list(r, caller))
+        if route == ("POST", "/api/v1/gateways"):
+            code = self.unique("mxgn")
+            path = "/api/v1/gateways/" + code
+            return Call(pattern, gateway_body(code), ok=201,
+                        check=lambda r: self.assertTrue(r.json["device_token"]),
+                        after_denied=lambda: self.assertExists(path, False),
+                        after_allowed=lambda: self.assertExists(path))
+        if route == ("GET", "/api/v1/gateways/{code}"):
+            return Call("/api/v1/gateways/mx-gw-bpbd",
+                        check=lambda r: self.assertEqual(r.json["opd"], OBJECT_OPD))
+        if route == ("DELETE", "/api/v1/gateways/{code}"):
+            path = "/api/v1/gateways/" + self.fresh_gateway()
+            return Call(path, ok=204, after_denied=lambda: self.assertExists(path),
+                        after_allowed=lambda: self.assertExists(path, False))
+        if route == ("POST", "/api/v1/gateways/{code}/token"):
+            return Call("/api/v1/gateways/" + self.fresh_gateway() + "/token",
+                        check=lambda r: self.assertTrue(r.json["device_token"]))
         if route == ("GET", "/api/v1/events"):
             return Call(pattern, stream=True, check=lambda r: self.assertTrue(
                 r.header("Content-Type").startswith("text/event-stream")))
