@@ -4,14 +4,13 @@
  *
  * Batch data set (HTTP SenML batches, plain SQLite, InfluxDB): 125 weather stations x 8 sensors
  * = 1,000 sensors. Row n (0-based) belongs to request j = n / 1000, reading r = n % 1000:
- *   station  = j % 125
- *   step     = (j / 125) * 125 + r / 8     (one step = 60 s; 125 steps per request)
- *   sensor   = r % 8 of that station       (global sensor index station * 8 + sensor, 0..999)
+ *   step     = j                            (one step = 60 s)
+ *   global   = r                            (sensor index 0..999 = station * 8 + sensor)
+ *   station  = r / 8, sensor = r % 8
  *   time     = t0 + step * 60 s
- * so 125 consecutive requests carry one reading of each of the 1,000 sensors at each of 125
- * minutes, and every (sensor, time) is distinct. A device token ingests only for its own
- * station, so one request cannot hold readings of 1,000 different sensors; this is the closest
- * honest shape (see docs/BENCHMARKS.md).
+ * so each request carries one reading of each of the 1,000 sensors, all at the same minute
+ * (what a gateway forwarding 125 weather stations sends), and every (sensor, time) is
+ * distinct. sinergi receives it with a gateway token (one token for every station of an OPD).
  *
  * Single-reading data set: 1,000 water-level stations with one sensor "level" each. Reading i:
  *   station = i % 1000, step = i / 1000 (one step = 1 s), time = t0 + step.
@@ -30,7 +29,6 @@ enum {
     DS_PER_STATION = 8,         /* sensors per station */
     DS_SENSORS = DS_STATIONS * DS_PER_STATION,
     DS_BATCH = 1000,            /* readings per HTTP request */
-    DS_STEPS = DS_BATCH / DS_PER_STATION, /* time steps per request (125) */
     DS_STEP_S = 60,
     SG_STATIONS = 1000,         /* single-reading data set */
     SG_STEP_S = 1,
@@ -63,12 +61,11 @@ struct ds_row {
 
 static inline struct ds_row ds_batch_row(int64_t n, int64_t t0)
 {
-    int64_t j = n / DS_BATCH, r = n % DS_BATCH;
+    int64_t step = n / DS_BATCH, r = n % DS_BATCH;
     struct ds_row row;
-    row.station = (int)(j % DS_STATIONS);
+    row.global = (int)r;
+    row.station = (int)(r / DS_PER_STATION);
     row.sensor = (int)(r % DS_PER_STATION);
-    row.global = row.station * DS_PER_STATION + row.sensor;
-    int64_t step = (j / DS_STATIONS) * DS_STEPS + r / DS_PER_STATION;
     row.t_s = t0 + step * DS_STEP_S;
     row.v_milli = ds_sensors[row.sensor].base_milli +
                   ds_sensors[row.sensor].scale_milli * ds_triangle(step + row.global * 7);
@@ -79,7 +76,7 @@ static inline struct ds_row ds_batch_row(int64_t n, int64_t t0)
 static inline int64_t ds_batch_max_requests(int64_t t0, int64_t limit_s)
 {
     int64_t steps = (limit_s - t0) / DS_STEP_S;
-    return steps <= 0 ? 0 : (steps / DS_STEPS) * DS_STATIONS;
+    return steps <= 0 ? 0 : steps; /* one step per request */
 }
 
 static inline struct ds_row ds_single_row(int64_t i, int64_t t0)

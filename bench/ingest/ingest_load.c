@@ -4,7 +4,8 @@
  * sinergi that every reading of the request was stored), every request's latency kept.
  *
  * usage: ingest_load MODE --port P [options]
- *   setup-batch   create the 125 weather stations x 8 sensors of the batch data set
+ *   setup-batch   create the 125 weather stations x 8 sensors of the batch data set and the
+ *                 gateway that sends their batches (--out gets the gateway's token)
  *   setup-single  create the 1,000 water-level stations of the single-reading data set
  *                   --admin TOKEN (session token) --out FILE (writes "code token" lines)
  *   senml         POST /api/v1/ingest, 1,000 readings per request (dataset.h, batch data set)
@@ -324,44 +325,32 @@ static void put_milli(struct body *b, int64_t v)
     put(b, t, (size_t)ds_fmt_milli(t, v));
 }
 
-/* Batch request j: one station's 8 sensors x 125 minutes, SenML with base name and base time;
- * the unit is given on each sensor's first record. Returns the station. */
+/* Batch request j: one reading of each of the 1,000 sensors (125 stations x 8) at minute j, as
+ * a gateway forwards them: full names, the unit on every record, the base time on the first.
+ * Sent with the gateway's token (token index 0). */
 static int senml_batch(struct body *b, int64_t j)
 {
     b->len = 0;
     int64_t n0 = j * DS_BATCH;
     struct ds_row first = ds_batch_row(n0, opt.t0);
-    char code[8];
-    ds_batch_code(code, first.station);
-    PUTS(b, "[{\"bn\":\"");
-    put_str(b, code);
-    PUTS(b, ":\",\"bt\":");
+    PUTS(b, "[{\"bt\":");
     put_int(b, first.t_s);
     for (int r = 0; r < DS_BATCH; r++) {
         struct ds_row row = ds_batch_row(n0 + r, opt.t0);
-        if (r)
-            PUTS(b, ",{");
-        else
-            PUTS(b, ",");
-        PUTS(b, "\"n\":\"");
+        char code[8];
+        ds_batch_code(code, row.station);
+        put_str(b, r ? ",{\"n\":\"" : ",\"n\":\"");
+        put_str(b, code);
+        PUTS(b, ":");
         put_str(b, ds_sensors[row.sensor].name);
-        PUTS(b, "\",");
-        if (r < DS_PER_STATION) {
-            PUTS(b, "\"u\":\"");
-            put_str(b, ds_sensors[row.sensor].unit);
-            PUTS(b, "\",");
-        }
-        if (row.t_s != first.t_s) {
-            PUTS(b, "\"t\":");
-            put_int(b, row.t_s - first.t_s);
-            PUTS(b, ",");
-        }
-        PUTS(b, "\"v\":");
+        PUTS(b, "\",\"u\":\"");
+        put_str(b, ds_sensors[row.sensor].unit);
+        PUTS(b, "\",\"v\":");
         put_milli(b, row.v_milli);
         PUTS(b, "}");
     }
     PUTS(b, "]");
-    return first.station;
+    return 0;
 }
 
 /* Single reading i: what a cheap logger sends, a one-record pack with full name and time. */
@@ -744,7 +733,7 @@ static int run_load(void)
         if (!opt.tokens_file)
             die("%s", "--tokens FILE is required");
         load_tokens();
-        int want = opt.mode == M_SENML ? DS_STATIONS : SG_STATIONS;
+        int want = opt.mode == M_SENML ? 1 : SG_STATIONS; /* batches: the gateway's token */
         if (ntokens != want) {
             char m[64];
             snprintf(m, sizeof m, "%d tokens, want %d", ntokens, want);
@@ -884,6 +873,24 @@ static int run_setup(void)
         tok += strlen("\"device_token\":\"");
         const char *q = strchr(tok, '"');
         fprintf(f, "%s %.*s\n", code, (int)(q - tok), tok);
+    }
+    if (batch) { /* the batches come through one gateway of the stations' OPD */
+        fclose(f);
+        if (!(f = fopen(opt.out, "w")))
+            die("cannot write %s", opt.out);
+        static const char gw[] = "{\"code\":\"bench-gateway\",\"name\":\"bench gateway\","
+                                 "\"opd\":\"bpbd\"}";
+        int status = request(&c, "POST", "/api/v1/gateways", "application/json", opt.admin, gw,
+                             strlen(gw));
+        const char *tok = status == 201 ? strstr(c.body, "\"device_token\":\"") : NULL;
+        if (!tok) {
+            fprintf(stderr, "ingest_load: creating the gateway: status %d: %.300s\n", status,
+                    status > 0 ? c.body : "(no response)");
+            return 1;
+        }
+        tok += strlen("\"device_token\":\"");
+        const char *q = strchr(tok, '"');
+        fprintf(f, "bench-gateway %.*s\n", (int)(q - tok), tok);
     }
     conn_close(&c);
     free(c.buf);

@@ -41,11 +41,11 @@ struct series {
     size_t n, n_committed, cap;
     int64_t newest_ms;       /* newest time stored anywhere, pending included; INT64_MIN none */
     int64_t block_newest_ms; /* newest time in blocks; INT64_MIN none */
-    bool sorted;             /* a[0..n) ascending */
+    /* a[0..n_committed) is always in time order (store__committed sorts the transaction's
+     * readings in); a[n_committed..n), this transaction's, in arrival order */
     bool loaded;             /* block_newest_ms read from the database */
     /* as of the last commit, to roll back to */
     int64_t newest_committed_ms;
-    bool sorted_committed;
     uint64_t txn;
     struct series *next_touched;
 };
@@ -233,7 +233,6 @@ static struct series *series_new(int64_t id)
         return NULL;
     s->sensor_id = id;
     s->newest_ms = s->block_newest_ms = s->newest_committed_ms = INT64_MIN;
-    s->sorted = s->sorted_committed = true;
     pthread_mutex_lock(&S.lock);
     bool ok = map_put(s);
     pthread_mutex_unlock(&S.lock);
@@ -324,19 +323,16 @@ enum err_code store__has(struct db_conn *c, struct series *s, int64_t t_ms, bool
     *out = false;
     if (t_ms > s->newest_ms)
         return ERR_OK; /* the usual case: newer than anything stored */
-    if (s->sorted) {
-        struct store_pt key = {.t_ms = t_ms};
-        if (bsearch(&key, s->a, s->n, sizeof key, cmp_pt)) {
+    struct store_pt key = {.t_ms = t_ms};
+    if (bsearch(&key, s->a, s->n_committed, sizeof key, cmp_pt)) {
+        *out = true;
+        return ERR_OK;
+    }
+    for (size_t i = s->n_committed; i < s->n; i++) /* this transaction's: a few */
+        if (s->a[i].t_ms == t_ms) {
             *out = true;
             return ERR_OK;
         }
-    } else {
-        for (size_t i = 0; i < s->n; i++)
-            if (s->a[i].t_ms == t_ms) {
-                *out = true;
-                return ERR_OK;
-            }
-    }
     if (t_ms > s->block_newest_ms)
         return ERR_OK;
     return blocks_have(c, s, t_ms, out, err);
@@ -349,7 +345,6 @@ enum err_code store__append(struct series *s, int64_t t_ms, double v, int qc, in
     if (s->txn != S.txn) { /* first touch in this transaction: remember what to roll back to */
         s->txn = S.txn;
         s->newest_committed_ms = s->newest_ms;
-        s->sorted_committed = s->sorted;
         s->next_touched = S.touched;
         S.touched = s;
     }
@@ -374,8 +369,6 @@ enum err_code store__append(struct series *s, int64_t t_ms, double v, int qc, in
         S.log_cap = cap;
     }
     s->a[s->n++] = (struct store_pt){t_ms, v, (uint8_t)qc, (uint8_t)failed};
-    if (s->n > 1 && t_ms < s->a[s->n - 2].t_ms)
-        s->sorted = false;
     if (t_ms > s->newest_ms)
         s->newest_ms = t_ms;
     unsigned char *p = S.log + S.log_len;
@@ -403,6 +396,56 @@ enum err_code store__write_log(struct db_conn *c, struct err *err)
     return db_run(st, err);
 }
 
+/* Sorts a[n_committed..n) (this transaction's readings) into the sorted prefix: usually they
+ * are all newer (nothing moves); readings that arrived a little late move a little; a backfill
+ * behind many cached readings is merged in one pass. Under lock. */
+static void sort_in(struct series *s)
+{
+    size_t m = s->n_committed, k = s->n - m;
+    struct store_pt *a = s->a;
+    if (k == 0)
+        return;
+    bool sorted = true;
+    for (size_t i = m + 1; i < s->n && sorted; i++)
+        sorted = a[i - 1].t_ms <= a[i].t_ms;
+    if (!sorted)
+        qsort(a + m, k, sizeof *a, cmp_pt);
+    if (m == 0 || a[m - 1].t_ms <= a[m].t_ms)
+        return;
+    size_t lo = m; /* the first committed entry newer than the oldest new one */
+    while (lo > 0 && a[lo - 1].t_ms > a[m].t_ms && m - lo < 64)
+        lo--;
+    if (lo > 0 && a[lo - 1].t_ms > a[m].t_ms) { /* far back: binary search */
+        size_t l = 0, h = lo;
+        while (l < h) {
+            size_t mid = l + (h - l) / 2;
+            if (a[mid].t_ms > a[m].t_ms)
+                h = mid;
+            else
+                l = mid + 1;
+        }
+        lo = l;
+    }
+    struct store_pt *tmp = malloc((m - lo) * sizeof *tmp);
+    if (!tmp) { /* out of memory: slower, in place */
+        for (size_t i = m; i < s->n; i++) {
+            struct store_pt p = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1].t_ms > p.t_ms; j--)
+                a[j] = a[j - 1];
+            a[j] = p;
+        }
+        return;
+    }
+    memcpy(tmp, a + lo, (m - lo) * sizeof *tmp);
+    size_t i = 0, j = m, w = lo; /* w never passes j: tmp holds the first run */
+    while (i < m - lo && j < s->n)
+        a[w++] = tmp[i].t_ms <= a[j].t_ms ? tmp[i++] : a[j++];
+    while (i < m - lo)
+        a[w++] = tmp[i++];
+    free(tmp);
+}
+
 static void end_txn(void)
 {
     S.log_len = S.log_n = 0;
@@ -414,8 +457,9 @@ void store__committed(void)
 {
     if (S.touched && !S.cached)
         S.oldest_cached_s = clock_now_s();
-    pthread_mutex_lock(&S.lock);
+    pthread_mutex_lock(&S.lock); /* moves committed entries: readers may be copying them */
     for (struct series *s = S.touched; s; s = s->next_touched) {
+        sort_in(s);
         S.cached += s->n - s->n_committed;
         s->n_committed = s->n;
     }
@@ -428,7 +472,6 @@ void store__rolled_back(void)
     for (struct series *s = S.touched; s; s = s->next_touched) {
         s->n = s->n_committed;
         s->newest_ms = s->newest_committed_ms;
-        s->sorted = s->sorted_committed;
     }
     end_txn();
 }
@@ -483,13 +526,7 @@ static enum err_code compact_series(struct db_conn *c, struct series *s, struct 
     static const char sql_from[] = "SELECT t0, n, data FROM reading_blocks WHERE sensor_id = ? "
                                    "AND t1 >= ? ORDER BY t0";
     static const char sql_del[] = "DELETE FROM reading_blocks WHERE sensor_id = ? AND t0 >= ?";
-    if (!s->sorted) {
-        pthread_mutex_lock(&S.lock); /* readers may be copying the array */
-        qsort(s->a, s->n, sizeof *s->a, cmp_pt);
-        pthread_mutex_unlock(&S.lock);
-        s->sorted = s->sorted_committed = true;
-    }
-    x->n = 0;
+    x->n = 0; /* between transactions: the whole cache is committed, hence sorted */
     int64_t from = s->a[0].t_ms, del_from = INT64_MAX;
     bool backfill = from <= s->block_newest_ms;
     struct db_stmt *st;
