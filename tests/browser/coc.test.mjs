@@ -31,6 +31,7 @@ const marker = (code) => page.locator(`.st-marker[data-station="${code}"]`);
 const alertCard = (code, level, rule = 'level') =>
   page.locator(`#alert-list article.alert[data-station="${code}"][data-level="${level}"][data-rule="${rule}"]`);
 const pageErrors = [];
+const river = (id, p = page) => p.locator(`.rv-marker[data-river-point="${id}"]`);
 
 before(async () => {
   d = await new Daemon().start();
@@ -80,6 +81,46 @@ test('the map lists every station, grey while they have not reported', async () 
   assert.equal(await page.locator('.st-marker').count(), codes.length);
   await page.waitForSelector('.kec-label'); // kecamatan boundaries from the API, without tiles
   assert.match(await page.locator('#regency-name').textContent(), /Luwu Utara/);
+});
+
+test('the map shows the rivers\' reference points: labelled, and nothing like a station', async () => {
+  const points = (await d.request('GET', '/api/v1/rivers')).json;
+  assert.equal(points.length, 6, 'data/rivers_reference_points.csv has 6 points in Luwu Utara');
+  for (const p of points) {
+    await river(p.id).waitFor({ state: 'attached' });
+    const text = await river(p.id).textContent();
+    assert.ok(text.startsWith('Titik acuan sungai: '), text);
+    assert.ok(text.includes(p.river) && text.includes(p.region.name), `${text} names ${p.river} and ${p.region.name}`);
+    assert.equal(await river(p.id).getAttribute('data-river'), p.river);
+    assert.equal(await river(p.id).locator('.st-dot').count(), 0);
+  }
+  assert.equal(await page.locator('.rv-marker').count(), points.length);
+  assert.equal(await page.locator('.st-marker').count(), 5, 'river points are not counted as stations');
+  assert.match(await river(1).textContent(), /Sungai Masamba · Kel\. Bone Tua, Kec\. Masamba/);
+  // a blue diamond without a number: none of the level colours, not a station's circle or square
+  const look = await river(3).locator('.rv-dot').evaluate((el) => {
+    const cs = getComputedStyle(el);
+    return { border: cs.borderTopColor, bg: cs.backgroundColor, transform: cs.transform, text: el.textContent };
+  });
+  assert.equal(look.border, 'rgb(13, 71, 161)');
+  assert.equal(look.bg, 'rgb(187, 222, 251)');
+  assert.notEqual(look.transform, 'none', 'rotated: a diamond');
+  assert.equal(look.text, '');
+  await page.locator('#legend').getByText('Titik acuan sungai (perkiraan)').waitFor();
+  // by keyboard: Enter opens the point's details, Escape closes them
+  await river(3).focus();
+  await page.keyboard.press('Enter');
+  const popup = page.locator('.leaflet-popup .rv-popup[data-river-point="3"]');
+  await popup.waitFor();
+  const details = await popup.textContent();
+  assert.match(details, /Sungai Meli/);
+  assert.match(details, /Desa Meli, Kec\. Baebunta/);
+  assert.match(details, /Lokasi perkiraan, bukan alur sungai\./);
+  assert.match(details, /Keyakinanrendah–sedang/);
+  const withPopup = await axeSerious(page);
+  assert.deepEqual(withPopup, [], 'axe with the details open: ' + JSON.stringify(withPopup, null, 1));
+  await page.keyboard.press('Escape');
+  await popup.waitFor({ state: 'detached' });
 });
 
 test('a reading above Siaga turns the station orange and raises the alert within 2 s, no reload', async () => {
@@ -180,6 +221,7 @@ test('screenshots of the COC during the warning: video wall and phone', async ()
   await p.goto(d.base + '/');
   await p.waitForSelector('body[data-ready="1"]');
   await p.waitForSelector('.kec-label', { state: 'attached' }); // boundaries (names show zoomed in)
+  await river(6, p).waitFor({ state: 'attached' }); // and the rivers' points
   await p.waitForSelector('#awas:not([hidden])');
   await sleep(300);
   await p.screenshot({ path: path.join(SHOTS, 'coc-phone-390x844.png') });
@@ -198,10 +240,13 @@ test('English on request, Bahasa Indonesia by default; times in WITA', async () 
     assert.equal(await page.locator('html').getAttribute('lang'), 'en');
     assert.match(await alertCard('demo-pda-masamba', 2).textContent(), /Active, acknowledged/);
     assert.match(await marker('demo-pda-masamba').textContent(), /Siaga · Siaga 2/, 'level names stay as they are');
+    assert.match(await river(1).textContent(), /^River reference point: Sungai Masamba · Kel\. Bone Tua/);
+    await page.locator('#legend').getByText('River reference point (approximate)').waitFor();
   } finally {
     await page.getByRole('button', { name: 'Bahasa Indonesia' }).click();
     await page.getByRole('heading', { name: 'Peringatan' }).waitFor();
   }
+  assert.match(await river(1).textContent(), /^Titik acuan sungai: Sungai Masamba/);
 });
 
 test('keyboard: skip link, a station marker opens with Enter, acknowledge without a mouse', async () => {
