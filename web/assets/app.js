@@ -1054,6 +1054,7 @@ function connectEvents() {
     wasDown = false;
   };
   es.onerror = () => {
+    window.sinergiCOC.streamErrors++; // (the browser tests wait on it)
     S.sseOpen = false;
     wasDown = true;
     S.everDown = true;
@@ -1287,7 +1288,7 @@ async function preloadedJson(path) {
 
 async function boot() {
   performance.mark('coc-boot');
-  window.sinergiCOC = { beeps: 0, state: S };
+  window.sinergiCOC = { beeps: 0, streamErrors: 0, state: S };
   wire();
   applyLanguage();
   tickClock();
