@@ -406,38 +406,28 @@ class StationMap {
     const dots = items.map((el) => el.querySelector('.st-dot')?.getBoundingClientRect()).filter(Boolean);
     const hit = (r, q) => r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom;
     const box = this.map.getContainer().getBoundingClientRect();
+    // Puts a label on the first side where it stays inside the map, clear of `avoid` and of the
+    // labels placed before it; else hides it (it shows on hover and focus).
+    const place = (label, avoid) => {
+      for (const side of sides) {
+        label.classList.remove('hidden-label', ...sides);
+        label.classList.add(side);
+        const r = label.getBoundingClientRect();
+        if (r.width === 0) return; // labels hidden by the layout (phone)
+        const inside = r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
+        if (inside && !placed.some((q) => hit(r, q)) && !avoid.some((q) => hit(r, q))) { placed.push(r); return; }
+      }
+      label.classList.remove(...sides);
+      label.classList.add('pos-r', 'hidden-label');
+    };
     for (const el of items) {
       const label = el.querySelector('.st-label');
-      if (!label) continue;
-      let ok = false;
-      for (const side of sides) {
-        label.classList.remove('hidden-label', ...sides);
-        label.classList.add(side);
-        const r = label.getBoundingClientRect();
-        if (r.width === 0) { ok = true; break; } // labels hidden by the layout (phone)
-        const inside = r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
-        if (inside && !placed.some((q) => hit(r, q)) && !dots.some((q) => hit(r, q))) { placed.push(r); ok = true; break; }
-      }
-      if (!ok) { label.classList.remove(...sides); label.classList.add('pos-r', 'hidden-label'); }
+      if (label) place(label, dots);
     }
-    // then the river points' labels, where room is left (else on hover and focus only)
+    // then the river points' labels, where room is left
     const rv = this.rivers.map((m) => m.getElement()).filter(Boolean);
-    const rvDots = rv.map((el) => el.querySelector('.rv-dot')?.getBoundingClientRect()).filter(Boolean);
-    for (const el of rv) {
-      const label = el.querySelector('.rv-label');
-      const own = el.querySelector('.rv-dot')?.getBoundingClientRect();
-      let ok = false;
-      for (const side of sides) {
-        label.classList.remove('hidden-label', ...sides);
-        label.classList.add(side);
-        const r = label.getBoundingClientRect();
-        if (r.width === 0) { ok = true; break; }
-        const inside = r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
-        if (inside && !placed.some((q) => hit(r, q)) && !dots.some((q) => hit(r, q))
-          && !rvDots.some((q) => q !== own && hit(r, q))) { placed.push(r); ok = true; break; }
-      }
-      if (!ok) { label.classList.remove(...sides); label.classList.add('pos-r', 'hidden-label'); }
-    }
+    const rvDots = rv.map((el) => el.querySelector('.rv-dot').getBoundingClientRect());
+    rv.forEach((el, i) => place(el.querySelector('.rv-label'), dots.concat(rvDots.filter((_, k) => k !== i))));
   }
 
   icon(st, level, stale) {
