@@ -1,7 +1,7 @@
 # sinergi — smart-regency platform. `make` builds ./sinergi; `make run` and `make test` are the
 # two commands of the README.
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libmosquitto libxml-2.0 libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libmosquitto libxml-2.0 libcurl zlib
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CFLAGS  ?= -O2 -g
 # Project flags live apart from CFLAGS so `make CFLAGS=...` (sanitizer builds) keeps them.

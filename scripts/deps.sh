@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libsodium-dev libcsv-dev
-libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev
+libmosquitto-dev mosquitto mosquitto-clients libcurl4-openssl-dev zlib1g-dev
 python3 python3-paho-mqtt libxml2-dev libxml2-utils curl wrk nginx-light
 chromium fonts-dejavu-core gzip"
 # The web app's build and browser tests need Node.js and npm: Debian's only when the machine has

@@ -87,10 +87,10 @@ static enum err_code open_app(struct app *app, const struct config *cfg, int poo
     if (db_open(&app->db, &o, err))
         return err->code;
     struct db_conn *c = db_acquire(app->db);
-    int64_t regions = 0;
+    bool import = false;
     int imported;
-    if (db_migrate(c, migrations, err) == ERR_OK && regions_count(c, &regions, err) == ERR_OK &&
-        regions == 0)
+    if (db_migrate(c, migrations, err) == ERR_OK &&
+        regions_import_needed(c, &import, err) == ERR_OK && import)
         regions_import(c, cfg->data_dir, &imported, err);
     int seeded = 0;
     if (!err->code && cfg->seed_demo &&

@@ -77,7 +77,8 @@ struct db_migration {
     const char *sql;
 };
 
-/* Applies, each in its own transaction, every migration newer than the database's version.
+/* Applies, each in its own transaction and in version order, every migration the database has
+ * not recorded yet, whatever its place among those applied (rooms number their own ranges).
  * Versions must be unique across all lists. */
 enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *lists, struct err *err);
 

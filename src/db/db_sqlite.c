@@ -343,19 +343,14 @@ int64_t db_changes(struct db_conn *c)
     return sqlite3_changes64(c->h);
 }
 
-static enum err_code current_version(struct db_conn *c, int *out, struct err *err)
+static enum err_code migration_applied(struct db_conn *c, int version, bool *out, struct err *err)
 {
-    if (db_exec(c,
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-                err))
-        return err->code;
     struct db_stmt *s;
-    bool row;
-    if (db_prepare(c, &s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", err) ||
-        db_step(s, &row, err))
+    if (db_prepare(c, &s, "SELECT 1 FROM schema_migrations WHERE version = ?", err))
         return err->code;
-    *out = row ? (int)db_col_int64(s, 0) : 0;
+    db_bind_int64(s, 1, version);
+    if (db_step(s, out, err))
+        return err->code;
     db_done(s);
     return ERR_OK;
 }
@@ -370,6 +365,9 @@ static const struct db_migration *next_migration(const struct db_migration *cons
     return best;
 }
 
+/* Every migration not yet recorded runs, in version order: each room numbers its own range, so
+ * a room's new migration may sort below another room's newest one and must still run on a
+ * database made before it. */
 enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *lists, struct err *err)
 {
     for (int l = 0; lists[l]; l++)
@@ -377,11 +375,19 @@ enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *li
             for (int k = 0; lists[k]; k++)
                 for (const struct db_migration *o = lists[k]; o->version; o++)
                     assert(o == m || o->version != m->version);
-    int version = 0;
-    if (current_version(c, &version, err))
+    if (db_exec(c,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                err))
         return err->code;
-    for (const struct db_migration *m; (m = next_migration(lists, version));) {
+    for (const struct db_migration *m = next_migration(lists, 0); m;
+         m = next_migration(lists, m->version)) {
         struct db_stmt *s;
+        bool done = false;
+        if (migration_applied(c, m->version, &done, err))
+            return err->code;
+        if (done)
+            continue;
         if (db_begin(c, err) || db_exec(c, m->sql, err) ||
             db_prepare(c, &s,
                        "INSERT INTO schema_migrations (version, name, applied_at) "
@@ -398,7 +404,6 @@ enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *li
             return err->code;
         }
         log_info("event=migration version=%d name=%s", m->version, m->name);
-        version = m->version;
     }
     return ERR_OK;
 }

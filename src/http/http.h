@@ -75,6 +75,17 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *j);
 void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
 void http_reply_empty(struct http_req *r, unsigned status);
+/* Replies of http_reply_json and http_reply_bytes to GET and HEAD of at least this many bytes in
+ * a text format (JSON, GeoJSON, Atom, CAP, HTML, plain text) are sent gzip-compressed
+ * (Content-Encoding: gzip) when the request's Accept-Encoding takes gzip, q-values honoured;
+ * they carry Vary: Accept-Encoding either way. Replies to writes are never compressed. */
+enum { HTTP_GZIP_MIN_BYTES = 1024 };
+/* True when the request's Accept-Encoding takes gzip ("gzip;q=0" does not). */
+bool http_accepts_gzip(struct http_req *r);
+/* A body the caller already gzip-compressed (a cached copy, core/gzip.h), for a request that
+ * http_accepts_gzip: sent as it is with Content-Encoding: gzip. `gz` is copied. */
+void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, const char *gz,
+                        size_t len);
 /* The error body of every route, for handlers that answer after a suspend. */
 void http_reply_err(struct http_req *r, const struct err *e);
 /* Lets a handler answer later from another thread. Call http_suspend before handing the request

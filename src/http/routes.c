@@ -48,9 +48,10 @@ const struct route http_routes[] = {
 
     {"GET", "/api/v1/audit", auth_http_audit_list, ADMIN, NULL, 0},
 
-    /* reference data (public: kode wilayah and boundaries are open data) */
+    /* reference data (public: kode wilayah, boundaries and river points are open data) */
     {"GET", "/api/v1/regions", regions_http_list, PUBLIC, NULL, 0},
     {"GET", "/api/v1/regions/{code}", regions_http_get, PUBLIC, NULL, 0},
+    {"GET", "/api/v1/rivers", regions_http_rivers, PUBLIC, NULL, 0},
 
     /* live stream (Server-Sent Events) */
     {"GET", "/api/v1/events", sse_http_stream, {ROLE_ANY, 0}, NULL, 0},

@@ -18,10 +18,12 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/gzip.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "http/http_int.h"
 #include "http/sse.h"
+#include "http/static.h"
 #include "core/banned.h"
 
 enum { MAX_HEADERS = 8, JSON_MAX_DEPTH = 32 };
@@ -60,6 +62,8 @@ struct http_req {
     struct MHD_Response *resp_mhd; /* ready-made (http__reply_mhd): wins over resp_body */
     size_t resp_len;
     const char *resp_type;
+    bool resp_gzip; /* resp_body is gzip-compressed (Content-Encoding: gzip) */
+    bool resp_vary; /* the body depends on Accept-Encoding (Vary) */
     int nheaders;
     const char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
     bool responded;
@@ -234,6 +238,8 @@ static void set_body(struct http_req *r, unsigned status, const char *type, char
     r->resp_type = type;
     r->resp_body = body;
     r->resp_len = len;
+    r->resp_gzip = false;
+    r->resp_vary = false;
     r->responded = true;
 }
 
@@ -255,6 +261,18 @@ void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, co
     if (copy && len)
         memcpy(copy, body, len);
     set_body(r, status, ctype, copy, copy ? len : 0);
+}
+
+void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, const char *gz,
+                        size_t len)
+{
+    http_reply_bytes(r, status, ctype, gz, len);
+    r->resp_gzip = r->resp_vary = r->resp_body != NULL;
+}
+
+bool http_accepts_gzip(struct http_req *r)
+{
+    return static__accepts_gzip(http_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
 }
 
 void http_reply_empty(struct http_req *r, unsigned status)
@@ -544,8 +562,43 @@ static void check_declared_length(struct http_req *r)
     }
 }
 
+/* ---- compression ------------------------------------------------------------------------- */
+static bool compressible(const char *ctype)
+{
+    static const char *const types[] = {"application/json", "application/geo+json",
+                                        "application/atom+xml", "application/cap+xml",
+                                        "text/html", "text/plain"};
+    for (size_t i = 0; ctype && i < sizeof types / sizeof types[0]; i++)
+        if (type_matches(ctype, types[i]))
+            return true;
+    return false;
+}
+
+/* Replies to reads of HTTP_GZIP_MIN_BYTES or more in a text format go gzip-compressed to clients
+ * that accept it (and say Vary: Accept-Encoding to everyone). Smaller ones are not worth the
+ * CPU, streams (resp_mhd) and files (precompressed by `make web`) never come here, and replies
+ * to writes stay as they are: they carry secrets shown once (tokens) beside what the client sent,
+ * which is what a compression side channel (BREACH) needs. */
+static void compress_reply(struct http_req *r)
+{
+    if (r->resp_mhd || !r->resp_body || r->resp_gzip || r->resp_len < HTTP_GZIP_MIN_BYTES ||
+        is_write(r->method) || !compressible(r->resp_type))
+        return;
+    r->resp_vary = true;
+    size_t n;
+    char *gz = http_accepts_gzip(r) ? gzip_compress(r->resp_body, r->resp_len, GZIP_LEVEL, &n)
+                                    : NULL;
+    if (!gz)
+        return;
+    free(r->resp_body);
+    r->resp_body = gz;
+    r->resp_len = n;
+    r->resp_gzip = true;
+}
+
 static enum MHD_Result queue(struct http_req *r)
 {
+    compress_reply(r);
     struct MHD_Response *resp = r->resp_mhd ? r->resp_mhd : MHD_create_response_from_buffer(
         r->resp_len, r->resp_body ? r->resp_body : (void *)"", r->resp_body ? MHD_RESPMEM_MUST_FREE
                                                                            : MHD_RESPMEM_PERSISTENT);
@@ -564,6 +617,10 @@ static enum MHD_Result queue(struct http_req *r)
     }
     if (!own_cache)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->resp_gzip)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (r->resp_vary)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     if (atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->mhd, r->status, resp);

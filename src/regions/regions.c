@@ -1,8 +1,9 @@
 /* regions: import of the shipped kode wilayah CSVs (libcsv) and boundary GeoJSON (jansson),
  * and the queries behind /api/v1/regions. */
 #define _GNU_SOURCE
-#include "regions/regions.h"
+#include "regions/regions_int.h"
 
+#include <assert.h>
 #include <csv.h>
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +27,22 @@ const struct db_migration regions_migrations[] = {
      "  area_km2 REAL,"
      "  geometry TEXT);"
      "CREATE INDEX regions_parent ON regions(parent_code);"},
+    /* Approximate points on the regencies' rivers (not river lines), from the shipped
+     * rivers_reference_points.csv; `id` is the row's place in that file. */
+    {11, "regions: river reference points",
+     "CREATE TABLE river_points ("
+     "  id INTEGER PRIMARY KEY,"
+     "  river TEXT NOT NULL,"
+     "  regency_code TEXT NOT NULL REFERENCES regions(code),"
+     "  region_code TEXT REFERENCES regions(code),"
+     "  description TEXT NOT NULL,"
+     "  lat REAL NOT NULL,"
+     "  lon REAL NOT NULL,"
+     "  confidence TEXT NOT NULL,"
+     "  confidence_note TEXT,"
+     "  basis TEXT NOT NULL,"
+     "  source TEXT NOT NULL);"
+     "CREATE INDEX river_points_regency ON river_points(regency_code, id);"},
     {0, NULL, NULL},
 };
 
@@ -36,63 +53,69 @@ bool regions_within(const char *code, const char *regency)
 }
 
 /* ---- import: CSV ------------------------------------------------------------------------- */
-struct csv_ctx {
-    struct db_conn *c;
+struct csv_reader {
+    const char *path;
+    const char *const *header;
+    int nfields;
+    regions__csv_row_fn row;
+    void *ctx;
     struct err *err;
-    char *field[4];
+    char *field[REGIONS_CSV_MAX_FIELDS];
     int nfield;
-    int rows;
-    bool header_done;
+    int record;
 };
 
 static void on_field(void *s, size_t len, void *data)
 {
-    struct csv_ctx *x = data;
-    if (x->nfield < 4)
+    struct csv_reader *x = data;
+    if (x->nfield < x->nfields)
         x->field[x->nfield] = strndup(s, len);
     x->nfield++;
-}
-
-static void upsert_region(struct csv_ctx *x)
-{
-    struct db_stmt *s;
-    if (x->err->code || db_prepare(x->c, &s,
-                                   "INSERT INTO regions (code, name, level, parent_code) "
-                                   "VALUES (?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
-                                   "name = excluded.name, level = excluded.level, "
-                                   "parent_code = excluded.parent_code",
-                                   x->err))
-        return;
-    for (int i = 0; i < 4; i++)
-        db_bind_text(s, i + 1, x->field[i]);
-    if (db_run(s, x->err) == ERR_OK)
-        x->rows++;
 }
 
 static void on_row(int ch, void *data)
 {
     (void)ch;
-    struct csv_ctx *x = data;
-    if (x->nfield != 4)
-        err_set(x->err, ERR_INVALID, "region CSV row has %d fields, expected 4", x->nfield);
-    else if (!x->header_done)
-        x->header_done = true; /* code,name,level,parent_code */
-    else
-        upsert_region(x);
-    for (int i = 0; i < 4; i++) {
+    struct csv_reader *x = data;
+    x->record++;
+    if (x->err->code) {
+        /* a row after the first failure: dropped */
+    } else if (x->nfield != x->nfields) {
+        err_set(x->err, ERR_INVALID, "%s row %d has %d fields, expected %d", x->path, x->record,
+                x->nfield, x->nfields);
+    } else if (x->record == 1) {
+        for (int i = 0; i < x->nfields; i++)
+            if (!x->field[i] || strcmp(x->field[i], x->header[i]) != 0) {
+                err_set(x->err, ERR_INVALID, "%s: column %d must be '%s'", x->path, i + 1,
+                        x->header[i]);
+                break;
+            }
+    } else {
+        for (int i = 0; i < x->nfields; i++)
+            if (!x->field[i]) {
+                err_set(x->err, ERR_INTERNAL, "out of memory reading %s", x->path);
+                break;
+            }
+        if (!x->err->code)
+            x->row(x->field, x->record, x->ctx, x->err);
+    }
+    for (int i = 0; i < REGIONS_CSV_MAX_FIELDS; i++) {
         free(x->field[i]);
         x->field[i] = NULL;
     }
     x->nfield = 0;
 }
 
-static enum err_code import_csv(struct db_conn *c, const char *path, int *rows, struct err *err)
+enum err_code regions__csv_read(const char *path, const char *const *header, int nfields,
+                                regions__csv_row_fn row, void *ctx, struct err *err)
 {
+    assert(nfields > 0 && nfields <= REGIONS_CSV_MAX_FIELDS);
     FILE *f = fopen(path, "rb");
     if (!f)
         return err_set(err, ERR_INVALID, "cannot read %s: %s", path, strerror(errno));
     struct csv_parser p;
-    struct csv_ctx x = {.c = c, .err = err};
+    struct csv_reader x = {.path = path, .header = header, .nfields = nfields, .row = row,
+                           .ctx = ctx, .err = err};
     csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL);
     char chunk[8192];
     size_t n;
@@ -101,12 +124,43 @@ static enum err_code import_csv(struct db_conn *c, const char *path, int *rows, 
             err_set(err, ERR_INVALID, "%s: %s", path, csv_strerror(csv_error(&p)));
     if (!err->code && csv_fini(&p, on_field, on_row, &x) != 0)
         err_set(err, ERR_INVALID, "%s: %s", path, csv_strerror(csv_error(&p)));
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < REGIONS_CSV_MAX_FIELDS; i++)
         free(x.field[i]);
     csv_free(&p);
     fclose(f);
-    *rows += x.rows;
     return err->code;
+}
+
+struct region_rows {
+    struct db_conn *c;
+    int *rows;
+};
+
+/* One row of kode_wilayah_*.csv: code,name,level,parent_code. */
+static enum err_code upsert_region(char *const *field, int record, void *ctx, struct err *err)
+{
+    (void)record;
+    struct region_rows *x = ctx;
+    struct db_stmt *s;
+    if (db_prepare(x->c, &s,
+                   "INSERT INTO regions (code, name, level, parent_code) "
+                   "VALUES (?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
+                   "name = excluded.name, level = excluded.level, "
+                   "parent_code = excluded.parent_code",
+                   err))
+        return err->code;
+    for (int i = 0; i < 4; i++)
+        db_bind_text(s, i + 1, field[i]);
+    if (db_run(s, err) == ERR_OK)
+        (*x->rows)++;
+    return err->code;
+}
+
+static enum err_code import_csv(struct db_conn *c, const char *path, int *rows, struct err *err)
+{
+    static const char *const header[] = {"code", "name", "level", "parent_code"};
+    struct region_rows x = {c, rows};
+    return regions__csv_read(path, header, 4, upsert_region, &x, err);
 }
 
 /* ---- import: GeoJSON --------------------------------------------------------------------- */
@@ -194,7 +248,7 @@ static enum err_code geojson_file(struct db_conn *c, const char *path, int *rows
 enum err_code regions_import(struct db_conn *c, const char *data_dir, int *count_out,
                              struct err *err)
 {
-    int rows = 0;
+    int rows = 0, points = 0;
     struct db_stmt *s;
     if (db_begin(c, err))
         return err->code;
@@ -206,22 +260,25 @@ enum err_code regions_import(struct db_conn *c, const char *data_dir, int *count
         db_run(s, err) ||
         each_file(data_dir, "kode_wilayah_luwu", ".csv", import_csv, c, &rows, err) ||
         each_file(data_dir, "boundaries_", ".geojson", geojson_file, c, &rows, err) ||
-        db_commit(c, err)) {
+        regions__import_rivers(c, data_dir, &points, err) || db_commit(c, err)) {
         db_rollback(c);
         return err->code;
     }
     *count_out = rows;
-    log_info("event=regions_imported rows=%d", rows);
+    log_info("event=regions_imported rows=%d river_points=%d", rows, points);
     return ERR_OK;
 }
 
-enum err_code regions_count(struct db_conn *c, int64_t *out, struct err *err)
+enum err_code regions_import_needed(struct db_conn *c, bool *out, struct err *err)
 {
     struct db_stmt *s;
     bool row;
-    if (db_prepare(c, &s, "SELECT COUNT(*) FROM regions", err) || db_step(s, &row, err))
+    if (db_prepare(c, &s,
+                   "SELECT (SELECT COUNT(*) FROM regions), (SELECT COUNT(*) FROM river_points)",
+                   err) ||
+        db_step(s, &row, err))
         return err->code;
-    *out = row ? db_col_int64(s, 0) : 0;
+    *out = !row || db_col_int64(s, 0) == 0 || db_col_int64(s, 1) == 0;
     db_done(s);
     return ERR_OK;
 }

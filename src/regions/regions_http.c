@@ -1,4 +1,5 @@
-/* regions_http: /api/v1/regions, limited to the regency this deployment serves. */
+/* regions_http: /api/v1/regions and /api/v1/rivers, limited to the regency this deployment
+ * serves. */
 #include "regions/regions_http.h"
 
 #include "regions/regions.h"
@@ -38,6 +39,16 @@ enum err_code regions_http_get(struct http_req *r, struct err *err)
     const char *code = http_param(r, 0);
     if (served(r, code, err) ||
         regions_get(http_db(r), code, http_query_flag(r, "geometry"), &out, err))
+        return err->code;
+    http_reply_json(r, 200, out);
+    return ERR_OK;
+}
+
+enum err_code regions_http_rivers(struct http_req *r, struct err *err)
+{
+    json_t *out;
+    if (regions_rivers(http_db(r), http_app(r)->cfg->regency, http_query_flag(r, "geometry"),
+                       &out, err))
         return err->code;
     http_reply_json(r, 200, out);
     return ERR_OK;

@@ -6,5 +6,6 @@
 
 enum err_code regions_http_list(struct http_req *r, struct err *err);
 enum err_code regions_http_get(struct http_req *r, struct err *err);
+enum err_code regions_http_rivers(struct http_req *r, struct err *err);
 
 #endif

@@ -1,13 +1,15 @@
 /* latest: each sensor's newest reading in memory, and the cached JSON of every station's
  * current values behind GET /api/v1/stations/latest, rebuilt at most once a second or when a
- * reading arrives, so many dashboards polling every second cost one render. A station that
- * missed two reporting intervals is "unknown" and shows no current value. */
+ * reading arrives, so many dashboards polling every second cost one render (and one gzip
+ * compression: the cache keeps a gzip copy beside the text). A station that missed two
+ * reporting intervals is "unknown" and shows no current value. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/gzip.h"
 #include "events/events.h"
 #include "sensors/sensors_int.h"
 #include "core/banned.h"
@@ -27,6 +29,8 @@ static struct {
     pthread_mutex_t render_lock;
     char *json[2];
     size_t len[2];
+    char *gz[2]; /* gzip of json[], NULL when it did not compress */
+    size_t gzlen[2];
     uint64_t json_gen[2];
     int64_t json_at[2];
     pthread_mutex_t renderer[2]; /* held by the one request rendering a view */
@@ -179,11 +183,11 @@ static char *render(bool internal, int64_t now)
     return s;
 }
 
-char *sensors_latest_json(bool internal, size_t *len)
+/* Brings the cached document of `view` up to date (see below). */
+static void refresh(int view, bool internal)
 {
     int64_t now = clock_now_s();
     uint64_t gen = __atomic_load_n(&L.generation, __ATOMIC_ACQUIRE);
-    int view = internal ? 1 : 0;
     /* One render at a time, outside the lock readers take: while one request renders, others
      * serve the document they find (at most one render old) instead of queueing behind it.
      * A lone caller always renders what it needs, so a client reads its own writes. */
@@ -193,11 +197,16 @@ char *sensors_latest_json(bool internal, size_t *len)
     pthread_mutex_unlock(&L.render_lock);
     if (stale && pthread_mutex_trylock(&L.renderer[view]) == 0) {
         char *s = render(internal, now);
+        size_t n = s ? strlen(s) : 0, gzn = 0;
+        char *gz = s ? gzip_compress(s, n, GZIP_LEVEL, &gzn) : NULL;
         pthread_mutex_lock(&L.render_lock);
         if (s) {
             free(L.json[view]);
+            free(L.gz[view]);
             L.json[view] = s;
-            L.len[view] = strlen(s);
+            L.len[view] = n;
+            L.gz[view] = gz;
+            L.gzlen[view] = gzn;
             L.json_gen[view] = gen;
             L.json_at[view] = now;
         }
@@ -212,14 +221,34 @@ char *sensors_latest_json(bool internal, size_t *len)
             pthread_mutex_unlock(&L.renderer[view]);
         }
     }
+}
+
+/* A copy of the current document of a view, as text or as its gzip copy. */
+static char *latest_copy(bool internal, bool gzip, size_t *len)
+{
+    int view = internal ? 1 : 0;
+    refresh(view, internal);
     pthread_mutex_lock(&L.render_lock);
-    char *copy = L.json[view] ? malloc(L.len[view] + 1) : NULL;
+    const char *doc = gzip ? L.gz[view] : L.json[view];
+    size_t n = gzip ? L.gzlen[view] : L.len[view];
+    char *copy = doc ? malloc(n + 1) : NULL;
     if (copy) {
-        memcpy(copy, L.json[view], L.len[view] + 1);
-        *len = L.len[view];
+        memcpy(copy, doc, n);
+        copy[n] = 0;
+        *len = n;
     }
     pthread_mutex_unlock(&L.render_lock);
     return copy;
+}
+
+char *sensors_latest_json(bool internal, size_t *len)
+{
+    return latest_copy(internal, false, len);
+}
+
+char *sensors_latest_gzip(bool internal, size_t *len)
+{
+    return latest_copy(internal, true, len);
 }
 
 static int state_index(const char *code)
@@ -278,7 +307,8 @@ void sensors__latest_free(void)
     pthread_mutex_unlock(&L.lock);
     for (int v = 0; v < 2; v++) {
         free(L.json[v]);
-        L.json[v] = NULL;
+        free(L.gz[v]);
+        L.json[v] = L.gz[v] = NULL;
     }
     free(L.state_code);
     free(L.state_stale);

@@ -43,6 +43,7 @@ MATRIX = {
     ("GET", "/api/v1/audit"):                   (U,  A,    F,   F,        F,          F),
     ("GET", "/api/v1/regions"):                 (A,  A,    A,   A,        A,          A),
     ("GET", "/api/v1/regions/{code}"):          (A,  A,    A,   A,        A,          A),
+    ("GET", "/api/v1/rivers"):                  (A,  A,    A,   A,        A,          A),
     ("GET", "/api/v1/stations"):                (U,  A,    A,   A,        A,          A),
     ("POST", "/api/v1/stations"):               (U,  A,    F,   A,        O,          F),
     ("GET", "/api/v1/stations/latest"):         (U,  A,    A,   A,        A,          A),
@@ -306,6 +307,9 @@ class AccessMatrixTest(DaemonTest):
             return Call(pattern + "?parent=73.22", check=lambda r: self.assertTrue(r.json))
         if route == ("GET", "/api/v1/regions/{code}"):
             return Call("/api/v1/regions/73.22", check=lambda r: self.assertTrue(r.json))
+        if route == ("GET", "/api/v1/rivers"):
+            return Call(pattern, check=lambda r: self.assertIn(
+                "Sungai Masamba", [p["river"] for p in r.json]))
         return self.call_for_sensors(route, caller)
 
     def call_for_sensors(self, route, caller):

@@ -145,6 +145,7 @@ class MigrateTest(unittest.TestCase):
                                          "ORDER BY version").fetchall(),
                 "regions": db.execute("SELECT code, name, level, parent_code, geometry IS NULL "
                                       "FROM regions ORDER BY code").fetchall(),
+                "rivers": db.execute("SELECT * FROM river_points ORDER BY id").fetchall(),
                 "opds": db.execute("SELECT code, name FROM opds ORDER BY code").fetchall(),
                 "users": db.execute("SELECT username, password_hash FROM users").fetchall(),
                 "audit": db.execute("SELECT * FROM audit_log ORDER BY id").fetchall(),
@@ -157,6 +158,7 @@ class MigrateTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         first = self.snapshot()
         self.assertEqual(len(first["regions"]), 1 + 189 + 140)  # province + both CSVs
+        self.assertEqual(len(first["rivers"]), 8)  # rivers_reference_points.csv
         self.assertEqual(len(first["opds"]), 12)
         self.assertTrue(first["migrations"])
         p = self.d.cli("migrate")

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Daemon, launchBrowser, signIn, axeSerious, sleep, ROOT } from './harness.mjs';
+import { Daemon, launchBrowser, signIn, axeSerious, ROOT } from './harness.mjs';
 
 const SHOTS = path.join(ROOT, 'docs/screenshots');
 const WALL = { width: 1920, height: 1080 };
@@ -31,6 +31,9 @@ const marker = (code) => page.locator(`.st-marker[data-station="${code}"]`);
 const alertCard = (code, level, rule = 'level') =>
   page.locator(`#alert-list article.alert[data-station="${code}"][data-level="${level}"][data-rule="${rule}"]`);
 const pageErrors = [];
+const river = (id, p = page) => p.locator(`.rv-marker[data-river-point="${id}"]`);
+// The next two frames painted: what a screenshot waits for once the page is in the state it shows.
+const painted = (p) => p.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 
 before(async () => {
   d = await new Daemon().start();
@@ -80,6 +83,46 @@ test('the map lists every station, grey while they have not reported', async () 
   assert.equal(await page.locator('.st-marker').count(), codes.length);
   await page.waitForSelector('.kec-label'); // kecamatan boundaries from the API, without tiles
   assert.match(await page.locator('#regency-name').textContent(), /Luwu Utara/);
+});
+
+test('the map shows the rivers\' reference points: labelled, and nothing like a station', async () => {
+  const points = (await d.request('GET', '/api/v1/rivers')).json;
+  assert.equal(points.length, 6, 'data/rivers_reference_points.csv has 6 points in Luwu Utara');
+  for (const p of points) {
+    await river(p.id).waitFor({ state: 'attached' });
+    const text = await river(p.id).textContent();
+    assert.ok(text.startsWith('Titik acuan sungai: '), text);
+    assert.ok(text.includes(p.river) && text.includes(p.region.name), `${text} names ${p.river} and ${p.region.name}`);
+    assert.equal(await river(p.id).getAttribute('data-river'), p.river);
+    assert.equal(await river(p.id).locator('.st-dot').count(), 0);
+  }
+  assert.equal(await page.locator('.rv-marker').count(), points.length);
+  assert.equal(await page.locator('.st-marker').count(), 5, 'river points are not counted as stations');
+  assert.match(await river(1).textContent(), /Sungai Masamba · Kel\. Bone Tua, Kec\. Masamba/);
+  // a blue diamond without a number: none of the level colours, not a station's circle or square
+  const look = await river(3).locator('.rv-dot').evaluate((el) => {
+    const cs = getComputedStyle(el);
+    return { border: cs.borderTopColor, bg: cs.backgroundColor, transform: cs.transform, text: el.textContent };
+  });
+  assert.equal(look.border, 'rgb(13, 71, 161)');
+  assert.equal(look.bg, 'rgb(187, 222, 251)');
+  assert.notEqual(look.transform, 'none', 'rotated: a diamond');
+  assert.equal(look.text, '');
+  await page.locator('#legend').getByText('Titik acuan sungai (perkiraan)').waitFor();
+  // by keyboard: Enter opens the point's details, Escape closes them
+  await river(3).focus();
+  await page.keyboard.press('Enter');
+  const popup = page.locator('.leaflet-popup .rv-popup[data-river-point="3"]');
+  await popup.waitFor();
+  const details = await popup.textContent();
+  assert.match(details, /Sungai Meli/);
+  assert.match(details, /Desa Meli, Kec\. Baebunta/);
+  assert.match(details, /Lokasi perkiraan, bukan alur sungai\./);
+  assert.match(details, /Keyakinanrendah–sedang/);
+  const withPopup = await axeSerious(page);
+  assert.deepEqual(withPopup, [], 'axe with the details open: ' + JSON.stringify(withPopup, null, 1));
+  await page.keyboard.press('Escape');
+  await popup.waitFor({ state: 'detached' });
 });
 
 test('a reading above Siaga turns the station orange and raises the alert within 2 s, no reload', async () => {
@@ -171,8 +214,8 @@ test('screenshots of the COC during the warning: video wall and phone', async ()
   await d.ingest(ru, 'demo-arr-rongkong', 'rain', [[now() - 1200, 4], [now() - 600, 5], [null, 6]]);
   await page.waitForSelector('.st-marker[data-station="demo-pda-rongkong"][data-level="1"]', { timeout: 3000 });
   await page.locator('#station-rows').getByRole('button', { name: /Sungai Masamba/ }).click();
-  await page.waitForSelector('#chart-box canvas');
-  await sleep(500);
+  await page.waitForSelector('#chart-box .chart[data-drawn="1"] canvas');
+  await painted(page);
   await page.screenshot({ path: path.join(SHOTS, 'coc-wall-1920x1080.png') });
 
   const phone = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true, storageState: storage });
@@ -180,8 +223,9 @@ test('screenshots of the COC during the warning: video wall and phone', async ()
   await p.goto(d.base + '/');
   await p.waitForSelector('body[data-ready="1"]');
   await p.waitForSelector('.kec-label', { state: 'attached' }); // boundaries (names show zoomed in)
+  await river(6, p).waitFor({ state: 'attached' }); // and the rivers' points
   await p.waitForSelector('#awas:not([hidden])');
-  await sleep(300);
+  await painted(p);
   await p.screenshot({ path: path.join(SHOTS, 'coc-phone-390x844.png') });
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `the phone layout scrolls sideways by ${overflow}px`);
@@ -198,10 +242,13 @@ test('English on request, Bahasa Indonesia by default; times in WITA', async () 
     assert.equal(await page.locator('html').getAttribute('lang'), 'en');
     assert.match(await alertCard('demo-pda-masamba', 2).textContent(), /Active, acknowledged/);
     assert.match(await marker('demo-pda-masamba').textContent(), /Siaga · Siaga 2/, 'level names stay as they are');
+    assert.match(await river(1).textContent(), /^River reference point: Sungai Masamba · Kel\. Bone Tua/);
+    await page.locator('#legend').getByText('River reference point (approximate)').waitFor();
   } finally {
     await page.getByRole('button', { name: 'Bahasa Indonesia' }).click();
     await page.getByRole('heading', { name: 'Peringatan' }).waitFor();
   }
+  assert.match(await river(1).textContent(), /^Titik acuan sungai: Sungai Masamba/);
 });
 
 test('keyboard: skip link, a station marker opens with Enter, acknowledge without a mouse', async () => {
@@ -253,12 +300,24 @@ async function measuredLoad(context, { throttle = true, until = 'body[data-ready
   if (throttle) await cdp.send('Network.emulateNetworkConditions', SLOW_4G);
   const bytes = new Map();
   const urls = new Map();
-  cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
-  cdp.on('Network.dataReceived', (e) => bytes.set(e.requestId, (bytes.get(e.requestId) || 0) + e.encodedDataLength));
-  cdp.on('Network.loadingFinished', (e) => bytes.set(e.requestId, e.encodedDataLength));
+  // Requests under way; an event stream never ends, so it counts as done once its first bytes came.
+  const pending = new Set();
+  const streams = new Set();
+  const waiters = [];
+  const settle = () => {
+    if ([...pending].every((id) => streams.has(id) && bytes.get(id) > 0)) waiters.splice(0).forEach((w) => w());
+  };
+  cdp.on('Network.requestWillBeSent', (e) => { urls.set(e.requestId, e.request.url); pending.add(e.requestId); });
+  cdp.on('Network.responseReceived', (e) => { if (e.response.mimeType === 'text/event-stream') streams.add(e.requestId); });
+  cdp.on('Network.dataReceived', (e) => { bytes.set(e.requestId, (bytes.get(e.requestId) || 0) + e.encodedDataLength); settle(); });
+  cdp.on('Network.loadingFinished', (e) => { bytes.set(e.requestId, e.encodedDataLength); pending.delete(e.requestId); settle(); });
+  cdp.on('Network.loadingFailed', (e) => { pending.delete(e.requestId); settle(); });
+  // Resolves when nothing is loading but event streams that have started.
+  const quiet = () => new Promise((resolve) => { waiters.push(resolve); settle(); });
   const t0 = Date.now();
   await p.goto(d.base + '/', { waitUntil: 'commit' });
   await p.waitForSelector(until, { timeout: 20000 });
+  const usableMs = await p.evaluate(() => Math.round(performance.now()));
   const mark = (name) => p.evaluate((n) => {
     const m = performance.getEntriesByName(n)[0];
     return m ? Math.round(m.startTime) : null;
@@ -266,7 +325,16 @@ async function measuredLoad(context, { throttle = true, until = 'body[data-ready
   const readyMs = await mark('coc-ready');
   const interactiveMs = await mark('coc-interactive');
   const wallMs = Date.now() - t0;
-  return { p, cdp, bytes, urls, readyMs, interactiveMs, wallMs };
+  return { p, cdp, bytes, urls, readyMs, interactiveMs, usableMs, wallMs, quiet };
+}
+
+// Everything of the COC's first screen has arrived: boundaries, rivers, the live stream, and no
+// request is left under way.
+async function fullyLoaded(m) {
+  await m.p.waitForSelector('.kec-label', { state: 'attached', timeout: 20000 });
+  await m.p.waitForSelector('.rv-marker', { state: 'attached', timeout: 20000 });
+  await m.p.waitForSelector('#live[data-state="live"]', { timeout: 20000 });
+  await m.quiet();
 }
 const total = (bytes) => [...bytes.values()].reduce((a, b) => a + b, 0);
 
@@ -294,8 +362,20 @@ test('daemon stopped: the banner within 2 s; restarted: live again without a rel
   results.stream_down_to_banner_ms = Date.now() - t0;
   assert.match(await page.locator('#conn-banner').textContent(), /Koneksi terputus.*terakhir diperbarui/s);
   assert.equal(await page.locator('#live').getAttribute('data-state'), 'down');
-  await sleep(4000); // retries fail meanwhile; the banner stays
+  // the retries fail meanwhile, and the screen never claims to be live: watch the pill until one
+  // more reconnection has failed
+  const errors = await page.evaluate(() => {
+    window.__wentLive = false;
+    const live = document.getElementById('live');
+    window.__liveWatch = new MutationObserver(() => { if (live.dataset.state === 'live') window.__wentLive = true; });
+    window.__liveWatch.observe(live, { attributes: true, attributeFilter: ['data-state'] });
+    return window.sinergiCOC.streamErrors;
+  });
+  await page.waitForFunction((n) => window.sinergiCOC.streamErrors > n, errors, { timeout: 15000 });
+  assert.equal(await page.evaluate(() => { window.__liveWatch.disconnect(); return window.__wentLive; }), false,
+    'the pill said live while the daemon was down');
   assert.equal(await page.locator('#conn-banner').isVisible(), true);
+  assert.equal(await page.locator('#live').getAttribute('data-state'), 'down');
   await d.start();
   await page.waitForSelector('#conn-banner', { state: 'hidden', timeout: 15000 });
   assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
@@ -326,8 +406,7 @@ test('budgets: first load under 300 KB and interactive in under 2 s on slow 4G',
   results.coc_map_ready_ms_slow4g_runs = runs.map((r) => r.readyMs);
   const interactiveMs = median('interactiveMs');
   const mapMs = median('readyMs');
-  await m.p.waitForSelector('.kec-label', { timeout: 20000 }); // boundaries too
-  await sleep(1500); // anything late (the stream's first bytes)
+  await fullyLoaded(m);
   const coc = total(m.bytes);
   const byFile = {};
   for (const [id, n] of m.bytes) {
@@ -342,8 +421,7 @@ test('budgets: first load under 300 KB and interactive in under 2 s on slow 4G',
 
   // the same browser again: what the caches save
   const again = await measuredLoad(c1, { throttle: true });
-  await again.p.waitForSelector('.kec-label', { timeout: 20000 });
-  await sleep(1000);
+  await fullyLoaded(again);
   results.coc_repeat_load_bytes = total(again.bytes);
   results.coc_repeat_ready_ms_slow4g = again.readyMs;
   await c1.close();
@@ -351,9 +429,9 @@ test('budgets: first load under 300 KB and interactive in under 2 s on slow 4G',
   // not signed in: the sign-in form
   const c2 = await browser.newContext({ viewport: PHONE });
   const anon = await measuredLoad(c2, { until: '#login:not([hidden])' });
-  await sleep(500);
+  await anon.quiet();
   results.signin_first_load_bytes = total(anon.bytes);
-  results.signin_usable_ms_slow4g = await anon.p.evaluate(() => Math.round(performance.now()));
+  results.signin_usable_ms_slow4g = anon.usableMs;
   await c2.close();
 
   console.log('budget: COC first load %d bytes in %d requests; interactive at %d ms, map at %d ms (slow 4G, median of 3); repeat %d bytes; sign-in page %d bytes',

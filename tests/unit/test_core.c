@@ -1,11 +1,14 @@
-/* Unit tests of src/core: arena caps, buffer caps, time parsing and formatting, config table. */
+/* Unit tests of src/core: arena caps, buffer caps, time parsing and formatting, config table,
+ * gzip compression. */
 #include <stdlib.h>
+#include <zlib.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/gzip.h"
 #include "core/jsonv.h"
 #include "unit.h"
 
@@ -116,6 +119,51 @@ static void test_jsonv(void)
     json_decref(j);
 }
 
+/* gzip_compress gives one gzip member that zlib reads back to the input, for bodies of every
+ * window size; nothing when it would not be smaller. */
+static void test_gzip(void)
+{
+    static char text[200000];
+    size_t n = 0;
+    while (n + 80 < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "{\"code\":\"pda-%05zu\",\"v\":%zu.%02zu,\"qc\":\"good\"},", n, n % 7, n % 100);
+    size_t sizes[] = {1, 600, 1024, 5000, 70000, n};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t gzlen = 0;
+        char *gz = gzip_compress(text, sizes[i], GZIP_LEVEL, &gzlen);
+        if (sizes[i] < 64) { /* header and trailer alone are 18 bytes */
+            CHECK(gz == NULL);
+            continue;
+        }
+        CHECK(gz != NULL && gzlen < sizes[i]);
+        if (!gz)
+            continue;
+        CHECK((unsigned char)gz[0] == 0x1f && (unsigned char)gz[1] == 0x8b); /* gzip magic */
+        char *back = malloc(sizes[i] + 1);
+        z_stream z = {0};
+        CHECK(inflateInit2(&z, 16 + 15) == Z_OK);
+        z.next_in = (unsigned char *)gz;
+        z.avail_in = (uInt)gzlen;
+        z.next_out = (unsigned char *)back;
+        z.avail_out = (uInt)sizes[i] + 1;
+        CHECK(inflate(&z, Z_FINISH) == Z_STREAM_END);
+        CHECK(z.total_out == sizes[i] && memcmp(back, text, sizes[i]) == 0);
+        inflateEnd(&z);
+        free(back);
+        free(gz);
+    }
+    unsigned char noise[4096]; /* does not compress: no copy */
+    unsigned x = 2463534242u;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        noise[i] = (unsigned char)x;
+    }
+    size_t gzlen = 0;
+    CHECK(gzip_compress(noise, sizeof noise, GZIP_LEVEL, &gzlen) == NULL);
+    CHECK(gzip_compress(text, 0, GZIP_LEVEL, &gzlen) == NULL);
+}
+
 int main(void)
 {
     test_arena();
@@ -124,5 +172,6 @@ int main(void)
     test_config();
     test_err();
     test_jsonv();
+    test_gzip();
     return unit_report("test_core");
 }

@@ -1,5 +1,6 @@
 /* Unit tests of src/db and src/auth against a temporary SQLite file: migrations, error mapping,
- * users and passwords, sessions, and the audit chain catching an edited row. */
+ * users and passwords, sessions, the audit chain catching an edited row, and a migration
+ * numbered below the newest one still applied. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -94,6 +95,36 @@ static void test_throttle(struct db_conn *c)
     CHECK(retry > 0 && retry <= 900);
 }
 
+/* A room's migration numbered below another room's newest still runs on an older database. */
+static void test_migration_below_the_newest(struct db_conn *c)
+{
+    static const struct db_migration room_a[] = {{900, "a", "CREATE TABLE mt_a (x INTEGER)"},
+                                                 {0, NULL, NULL}};
+    static const struct db_migration room_b_old[] = {{950, "b", "CREATE TABLE mt_b (x INTEGER)"},
+                                                     {0, NULL, NULL}};
+    static const struct db_migration room_a_new[] = {{900, "a", "CREATE TABLE mt_a (x INTEGER)"},
+                                                     {901, "a2", "CREATE TABLE mt_a2 (x INTEGER)"},
+                                                     {0, NULL, NULL}};
+    static const struct db_migration *const before[] = {room_a, room_b_old, NULL};
+    static const struct db_migration *const after[] = {room_a_new, room_b_old, NULL};
+    struct err e = ERR_INIT;
+    struct db_stmt *s;
+    bool row = false;
+    CHECK(db_migrate(c, before, &e) == ERR_OK);
+    CHECK(db_migrate(c, after, &e) == ERR_OK);
+    CHECK(db_migrate(c, after, &e) == ERR_OK); /* and once only */
+    CHECK(db_prepare(c, &s, "SELECT COUNT(*) FROM mt_a2", &e) == ERR_OK &&
+          db_step(s, &row, &e) == ERR_OK && row);
+    if (row)
+        db_done(s);
+    CHECK(db_prepare(c, &s, "SELECT COUNT(*) FROM schema_migrations WHERE version >= 900", &e) ==
+              ERR_OK &&
+          db_step(s, &row, &e) == ERR_OK && row && db_col_int64(s, 0) == 3);
+    if (row)
+        db_done(s);
+    CHECK(e.code == ERR_OK);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -107,6 +138,7 @@ int main(void)
     test_users_and_sessions(c);
     test_audit_chain(c);
     test_throttle(c);
+    test_migration_below_the_newest(c);
     db_release(db, c);
     db_close(db);
     unlink(path);

@@ -52,6 +52,10 @@ const dict = {
     demo: 'DEMO', level_of: 'Level stasiun', markers_label: '{name}: {level}',
     secs: '{n} dtk', mins: '{n} mnt', hours: '{n} jam', days: '{n} hari',
     load_failed: 'Gagal memuat data: {msg}', loading: 'Memuat…', col_time: 'Waktu',
+    river_point: 'Titik acuan sungai', river_legend: 'Titik acuan sungai (perkiraan)',
+    river_approx: 'Lokasi perkiraan, bukan alur sungai.', river_where: 'Letak',
+    river_description: 'Keterangan', river_confidence: 'Keyakinan', river_basis: 'Dasar', river_source: 'Sumber',
+    'conf_low': 'rendah', 'conf_low-medium': 'rendah–sedang', 'conf_medium': 'sedang', 'conf_high': 'tinggi',
   },
   en: {
     title: 'Operations Center', skip_alerts: 'Skip to the alerts panel',
@@ -97,6 +101,10 @@ const dict = {
     demo: 'DEMO', level_of: 'Station level', markers_label: '{name}: {level}',
     secs: '{n} s', mins: '{n} min', hours: '{n} h', days: '{n} d',
     load_failed: 'Could not load data: {msg}', loading: 'Loading…', col_time: 'Time',
+    river_point: 'River reference point', river_legend: 'River reference point (approximate)',
+    river_approx: 'Approximate location, not the river channel.', river_where: 'Where',
+    river_description: 'Description', river_confidence: 'Confidence', river_basis: 'Basis', river_source: 'Source',
+    'conf_low': 'low', 'conf_low-medium': 'low–medium', 'conf_medium': 'medium', 'conf_high': 'high',
   },
 };
 
@@ -183,10 +191,19 @@ function fmtNumber(v, digits = 2) {
 }
 
 // ---- map: the Leaflet map of the regency: regency and kecamatan boundaries (GeoJSON from the API),
-// tiles only when the tile_url setting names a server, and one keyboard-focusable marker per
-// station coloured by its level, labelled with both level names.
+// tiles only when the tile_url setting names a server, one keyboard-focusable marker per
+// station coloured by its level, labelled with both level names, and the rivers' reference
+// points (/api/v1/rivers) as blue diamonds under the stations, which often stand on them.
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+
+// Where a river point lies, as people there say it: "Kel. Bone Tua, Kec. Masamba".
+function riverPlace(p) {
+  if (!p.region) return p.description;
+  const desa = `${p.region.level === 'kelurahan' ? 'Kel.' : 'Desa'} ${p.region.name}`;
+  return p.kecamatan ? `${desa}, Kec. ${p.kecamatan.name}` : desa;
+}
+const confidenceName = (c) => (dict.id['conf_' + c] ? t('conf_' + c) : c);
 
 // "DEMO Pos Duga Air Sungai Masamba (Kel. Bone)" -> "Sungai Masamba"
 function shortName(name) {
@@ -216,6 +233,11 @@ class StationMap {
     this.boundaries = L.layerGroup().addTo(this.map);
     this.map.createPane('kec-names').style.zIndex = 450; // under the markers and their labels
     this.markerLayer = L.layerGroup().addTo(this.map);
+    // River points: drawn under the stations (a gauge usually stands on its river's point) and,
+    // their pane being created last, reached by Tab after them.
+    this.map.createPane('rivers').style.zIndex = 590;
+    this.riverLayer = L.layerGroup().addTo(this.map);
+    this.rivers = [];
     const zoomClass = () => el.classList.toggle('zoomed-out', this.map.getZoom() < 9);
     this.map.on('zoomend', zoomClass);
     zoomClass();
@@ -288,6 +310,67 @@ class StationMap {
     this.declutter();
   }
 
+  // points: [{id, river, description, lat, lon, confidence, region, kecamatan, ...}] of /api/v1/rivers
+  setRivers(points) {
+    const L = this.L;
+    this.riverLayer.clearLayers();
+    this.rivers = points.filter((p) => p.lat != null && p.lon != null).map((p) => {
+      const m = L.marker([p.lat, p.lon], { pane: 'rivers', keyboard: true, icon: this.riverIcon(p) });
+      m.point = p;
+      m.bindPopup(() => this.riverPopup(p), { maxWidth: 320, autoPanPadding: [12, 12] });
+      m.on('add', () => this.decorateRiver(m));
+      m.addTo(this.riverLayer);
+      return m;
+    });
+    this.declutter();
+  }
+
+  // Language changed: labels and titles again (a popup is built when it opens).
+  relabelRivers() {
+    for (const m of this.rivers) { m.setIcon(this.riverIcon(m.point)); this.decorateRiver(m); }
+    this.declutter();
+  }
+
+  riverIcon(p) {
+    return this.L.divIcon({
+      className: 'rv-marker',
+      // no number and no level colour: nothing to mistake for a station
+      html: '<span class="rv-dot" aria-hidden="true"></span>'
+        + `<span class="rv-label"><span class="vh">${esc(t('river_point'))}: </span><b>${esc(p.river)}</b> · ${esc(riverPlace(p))}</span>`,
+      iconSize: [22, 22],
+      iconAnchor: [11, 11],
+    });
+  }
+
+  decorateRiver(m) {
+    const el = m.getElement();
+    if (!el) return;
+    el.setAttribute('title', `${t('river_point')}: ${m.point.river} · ${riverPlace(m.point)}`);
+    el.dataset.riverPoint = String(m.point.id);
+    el.dataset.river = m.point.river;
+    if (!el.sinergiKeys) { // role=button: Space opens the details as Enter (Leaflet) and a click do
+      el.sinergiKeys = true;
+      el.addEventListener('keydown', (e) => {
+        if (e.key === ' ') { e.preventDefault(); e.stopPropagation(); m.openPopup(); }
+        // Leaflet closes a popup on Escape only while the map itself has the focus
+        if (e.key === 'Escape' && m.isPopupOpen()) { e.stopPropagation(); m.closePopup(); }
+      });
+    }
+  }
+
+  riverPopup(p) {
+    const row = (k, v) => (v ? [h('dt', {}, k), h('dd', {}, v)] : []);
+    const conf = confidenceName(p.confidence) + (p.confidence_note ? ` (${p.confidence_note})` : '');
+    return h('div', { class: 'rv-popup', dataset: { riverPoint: String(p.id) } },
+      h('p', { class: 'rv-kind' }, t('river_point')),
+      h('h3', {}, p.river),
+      h('p', {}, riverPlace(p)),
+      h('p', { class: 'rv-approx' }, t('river_approx')),
+      h('dl', {}, row(t('river_description'), p.description), row(t('river_confidence'), conf),
+        row(t('river_basis'), p.basis), row(t('river_source'), p.source),
+        row(t('river_where'), `${fmtNumber(p.lat, 5)}, ${fmtNumber(p.lon, 5)}`)));
+  }
+
   // Programmatic fits do not count as the user moving the map.
   fit(bounds, opts) {
     this.fitting = true;
@@ -323,20 +406,28 @@ class StationMap {
     const dots = items.map((el) => el.querySelector('.st-dot')?.getBoundingClientRect()).filter(Boolean);
     const hit = (r, q) => r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom;
     const box = this.map.getContainer().getBoundingClientRect();
-    for (const el of items) {
-      const label = el.querySelector('.st-label');
-      if (!label) continue;
-      let ok = false;
+    // Puts a label on the first side where it stays inside the map, clear of `avoid` and of the
+    // labels placed before it; else hides it (it shows on hover and focus).
+    const place = (label, avoid) => {
       for (const side of sides) {
         label.classList.remove('hidden-label', ...sides);
         label.classList.add(side);
         const r = label.getBoundingClientRect();
-        if (r.width === 0) { ok = true; break; } // labels hidden by the layout (phone)
+        if (r.width === 0) return; // labels hidden by the layout (phone)
         const inside = r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
-        if (inside && !placed.some((q) => hit(r, q)) && !dots.some((q) => hit(r, q))) { placed.push(r); ok = true; break; }
+        if (inside && !placed.some((q) => hit(r, q)) && !avoid.some((q) => hit(r, q))) { placed.push(r); return; }
       }
-      if (!ok) { label.classList.remove(...sides); label.classList.add('pos-r', 'hidden-label'); }
+      label.classList.remove(...sides);
+      label.classList.add('pos-r', 'hidden-label');
+    };
+    for (const el of items) {
+      const label = el.querySelector('.st-label');
+      if (label) place(label, dots);
     }
+    // then the river points' labels, where room is left
+    const rv = this.rivers.map((m) => m.getElement()).filter(Boolean);
+    const rvDots = rv.map((el) => el.querySelector('.rv-dot').getBoundingClientRect());
+    rv.forEach((el, i) => place(el.querySelector('.rv-label'), dots.concat(rvDots.filter((_, k) => k !== i))));
   }
 
   icon(st, level, stale) {
@@ -953,6 +1044,7 @@ function connectEvents() {
     wasDown = false;
   };
   es.onerror = () => {
+    window.sinergiCOC.streamErrors++; // (the browser tests wait on it)
     S.sseOpen = false;
     wasDown = true;
     S.everDown = true;
@@ -1044,6 +1136,12 @@ async function loadBoundaries() {
   } catch { /* the map still shows the stations */ }
 }
 
+async function loadRivers() {
+  try {
+    S.map?.setRivers(await api('/api/v1/rivers'));
+  } catch { /* the map still shows the stations and boundaries */ }
+}
+
 // Leaflet is a deferred classic script; the app (an async module) may run before it arrives.
 function leafletReady() {
   if (window.L) return Promise.resolve();
@@ -1108,12 +1206,13 @@ async function start(me, preloaded) {
   performance.mark('coc-ready');
   await S.configLoaded;
   if (S.config.tile_url) S.map?.setTiles(S.config.tile_url);
-  if (!S.kecamatan.size) loadBoundaries();
+  if (!S.kecamatan.size) { loadBoundaries(); loadRivers(); }
 }
 
 function renderLegend() {
   $('legend').setAttribute('aria-label', t('legend'));
-  $('legend').replaceChildren(...[3, 2, 1, 0, null].map((lv) => h('li', {}, h('span', { class: `sw lv-${lv == null ? 'u' : lv}`, 'aria-hidden': 'true' }, lv == null ? '?' : String(4 - lv)), levelName(lv))));
+  $('legend').replaceChildren(...[3, 2, 1, 0, null].map((lv) => h('li', {}, h('span', { class: `sw lv-${lv == null ? 'u' : lv}`, 'aria-hidden': 'true' }, lv == null ? '?' : String(4 - lv)), levelName(lv))),
+    h('li', { class: 'lg-river' }, h('span', { class: 'sw-river', 'aria-hidden': 'true' }), t('river_legend')));
 }
 
 function applyLanguage() {
@@ -1126,7 +1225,7 @@ function applyLanguage() {
   $('map').setAttribute('aria-label', t('map_label'));
   document.title = `SINERGI · ${t('title')} (COC)`;
   renderLegend();
-  if (S.started) { setLive(); renderAll(); S.map?.setStations([...S.stations.values()], stationLevel, stationStale); }
+  if (S.started) { setLive(); renderAll(); S.map?.setStations([...S.stations.values()], stationLevel, stationStale); S.map?.relabelRivers(); }
 }
 
 function tickClock() {
@@ -1179,7 +1278,7 @@ async function preloadedJson(path) {
 
 async function boot() {
   performance.mark('coc-boot');
-  window.sinergiCOC = { beeps: 0, state: S };
+  window.sinergiCOC = { beeps: 0, streamErrors: 0, state: S };
   wire();
   applyLanguage();
   tickClock();

@@ -154,6 +154,7 @@ export async function renderChart(el, { code, sensor, unit, thresholds, range, f
       }) }, { stroke: '#333', grid: { stroke: '#e3e3e3' }, size: 56 }],
     legend: { live: true },
     plugins: [thresholdPlugin(th, unit)],
+    hooks: { draw: [() => { wrap.dataset.drawn = '1'; }] }, // drawn: what a screenshot may wait for
   };
   const u = new uPlot(opts, cols.data, wrap);
   const ro = new ResizeObserver(() => u.setSize({ width: Math.max(240, wrap.clientWidth), height }));
