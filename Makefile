@@ -20,7 +20,7 @@ MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-release test-asan unit api browser web deps clean bench fmt
+.PHONY: all run test test-release test-asan unit api browser web deps clean bench fmt fuzz
 all: sinergi
 
 sinergi: $(BUILD)/sinergi
@@ -41,6 +41,33 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Itests -o $@ $^ $(LDLIBS)
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+
+# ---- fuzzing -----------------------------------------------------------------------------
+# Differential fuzzing of the SenML parser against the jansson-based one it replaced
+# (tests/fuzz/fuzz_senml.c, docs in tests/fuzz/README.md). `make fuzz` runs libFuzzer for
+# FUZZ_TIME seconds (clang with libclang-rt, which scripts/deps.sh installs); inputs it finds
+# collect in build/fuzz/corpus. `make unit` replays tests/fuzz/corpus with any compiler.
+FUZZ_TIME   ?= 180
+FUZZ_ORACLE := tests/fuzz/fuzz_senml.c tests/fuzz/senml_jansson.c
+FUZZ_REPLAY := $(BUILD)/tests/fuzz_senml_replay
+FUZZ_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null) -lm
+
+$(FUZZ_REPLAY): $(FUZZ_ORACLE) tests/fuzz/senml_jansson.h $(BUILD)/src/sensors/senml.o \
+                $(BUILD)/src/core/err.o
+	@mkdir -p $(dir $@)
+	@echo "  LINK $@"
+	@$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -Itests/fuzz -o $@ $(filter %.c %.o,$^) $(FUZZ_LIBS)
+
+build/fuzz/fuzz_senml: $(FUZZ_ORACLE) tests/fuzz/senml_jansson.h src/sensors/senml.c \
+                       src/sensors/sensors_int.h src/core/err.c
+	@mkdir -p $(dir $@)
+	clang $(BASE_CFLAGS) -O1 -g -DFUZZ_LIBFUZZER -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -Itests/fuzz -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+
+fuzz: build/fuzz/fuzz_senml
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_senml -max_total_time=$(FUZZ_TIME) -max_len=8192 \
+	  -dict=tests/fuzz/senml.dict build/fuzz/corpus tests/fuzz/corpus
 
 # ---- the two commands --------------------------------------------------------------------
 # The MQTT broker of this instance: var/mosquitto, 127.0.0.1:$(MQTT_PORT) (stop it with
@@ -72,10 +99,11 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) BUILD=build/asan unit api
 
-unit-bins: $(UNIT_BIN)
+unit-bins: $(UNIT_BIN) $(FUZZ_REPLAY)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 	@set -e; for t in $(UNIT_BIN); do echo "unit: $$t"; $$t; done
+	$(FUZZ_REPLAY) tests/fuzz/corpus
 
 api: $(BUILD)/sinergi
 	SINERGI_BIN=$(abspath $(BUILD)/sinergi) python3 -m unittest discover -s tests/api -t . -v

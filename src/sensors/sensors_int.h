@@ -30,7 +30,9 @@ struct senml_record {
     const char *error; /* why this record is unusable, or NULL */
 };
 /* Parses a SenML JSON pack; relative times resolve against `now_ms`. Structural errors fail the
- * whole pack (ERR_INVALID); per-record problems land in record.error. *out is malloc'd. */
+ * whole pack (ERR_INVALID); per-record problems land in record.error. *out is malloc'd. What
+ * fails a pack first: a body that is not JSON (anywhere in it), then more than `max_records`
+ * elements (ERR_TOO_BIG), then the first record that cannot be read. */
 enum err_code senml_parse(const char *body, size_t len, int64_t now_ms, size_t max_records,
                           struct senml_record **out, size_t *n, struct err *err);
 
