@@ -728,8 +728,8 @@ enum err_code store__maintain(struct db_conn *c, int64_t now_s, bool force, stru
     } else if (S.round_active || (S.cached && ((int64_t)S.cached >= sensors__settings.compact_after ||
                                                now_s - S.oldest_cached_s >=
                                                    sensors__settings.compact_age_s))) {
-        /* a step moves about a tenth of the threshold: tens of milliseconds between commits */
-        size_t budget = (size_t)(sensors__settings.compact_after / 10);
+        /* a step moves a twentieth of the threshold: tens of milliseconds between commits */
+        size_t budget = (size_t)(sensors__settings.compact_after / 20);
         if (compact_step(c, budget ? budget : 1, err))
             return err->code;
     } else if (S.trim_seq) {

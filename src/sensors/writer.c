@@ -20,7 +20,8 @@
 #include "core/banned.h"
 
 #define NO_WATERMARK INT64_MAX
-enum { MAX_TXN_READINGS = 50000, QUEUE_LIMIT = 400000, SWEEP_EVERY_S = 5, NSTEPS = 2 };
+enum { MAX_TXN_READINGS = 50000, QUEUE_LIMIT = 400000, SWEEP_EVERY_S = 5, NSTEPS = 2,
+       CLOSED_MAX = 200000 /* closed buckets held before a sweep is forced */ };
 static const int64_t steps[NSTEPS] = {600, 3600};
 
 struct acc { /* unflushed contributions to one rollup bucket */
@@ -64,6 +65,14 @@ static struct {
     size_t nundo, undo_cap;
     int64_t watermark;
     int64_t last_sweep;
+    /* closed buckets not written yet: the sweep writes them together, so each rollup page is
+     * written once per sweep instead of once per group commit */
+    struct closed {
+        int64_t sensor_id, step;
+        struct acc a;
+    } *closed;
+    size_t nclosed, closed_cap;
+    size_t sweep_pos, sweep_end; /* the sweep under way writes closed[sweep_pos..sweep_end) */
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* ---- per-sensor state --------------------------------------------------------------------- */
@@ -200,6 +209,36 @@ static enum err_code set_watermark(int64_t wm, struct err *err)
     return err->code;
 }
 
+/* A bucket to be written by the next sweep. Its time is at or after the watermark (it was
+ * open, or set_watermark moved the watermark down to it), so a crash before the sweep loses
+ * nothing: the rollups are recomputed from raw readings. */
+static enum err_code close_bucket(int64_t sensor_id, int64_t step, const struct acc *a,
+                                  struct err *err)
+{
+    if (a->bucket < w.watermark && set_watermark(a->bucket, err))
+        return err->code;
+    if (w.nclosed == w.closed_cap) {
+        size_t cap = w.closed_cap ? w.closed_cap * 2 : 4096;
+        struct closed *c = realloc(w.closed, cap * sizeof *c);
+        if (!c)
+            return err_set(err, ERR_INTERNAL, "out of memory in the writer");
+        w.closed = c;
+        w.closed_cap = cap;
+    }
+    w.closed[w.nclosed++] = (struct closed){sensor_id, step, *a};
+    return ERR_OK;
+}
+
+static int by_bucket_key(const void *pa, const void *pb)
+{
+    const struct closed *a = pa, *b = pb;
+    if (a->sensor_id != b->sensor_id)
+        return a->sensor_id < b->sensor_id ? -1 : 1;
+    if (a->step != b->step)
+        return a->step < b->step ? -1 : 1;
+    return (a->a.bucket > b->a.bucket) - (a->a.bucket < b->a.bucket);
+}
+
 static enum err_code rollup_add(struct sstate *s, int64_t t_ms, double v, bool bad,
                                 struct err *err)
 {
@@ -207,15 +246,15 @@ static enum err_code rollup_add(struct sstate *s, int64_t t_ms, double v, bool b
     for (int k = 0; k < NSTEPS; k++) {
         struct acc *a = &s->acc[k];
         int64_t bucket = t - ((t % steps[k]) + steps[k]) % steps[k];
-        if (!acc_empty(a) && bucket < a->bucket) { /* older than the open bucket: merge now */
+        if (!acc_empty(a) && bucket < a->bucket) { /* older than the open bucket: merged */
             struct acc one = {.bucket = bucket};
             acc_add(&one, v, bad);
-            if (upsert_rollup(s->sensor_id, steps[k], &one, err))
+            if (close_bucket(s->sensor_id, steps[k], &one, err))
                 return err->code;
             continue;
         }
         if (!acc_empty(a) && bucket > a->bucket) {
-            if (upsert_rollup(s->sensor_id, steps[k], a, err))
+            if (close_bucket(s->sensor_id, steps[k], a, err))
                 return err->code;
             memset(a, 0, sizeof *a);
         }
@@ -229,16 +268,32 @@ static enum err_code rollup_add(struct sstate *s, int64_t t_ms, double v, bool b
     return ERR_OK;
 }
 
-/* Flushes buckets that closed a while ago and moves the watermark up to the oldest open one. */
-static void sweep(int64_t now)
+/* The sweep writes the closed buckets, in key order so that neighbours share pages, a chunk
+ * per writer cycle (writing 200,000 at once held ingest for half a second); its last step
+ * also writes buckets left open a while ago and moves the watermark up to the oldest bucket
+ * still held only in memory (open, or closed after the sweep began). `all`: in one step. */
+enum { SWEEP_CHUNK = 10000 };
+
+static void sweep_step(int64_t now, bool all)
 {
     struct err err = ERR_INIT;
     int64_t wm = NO_WATERMARK;
+    uint64_t t0 = clock_mono_ns();
+    if (w.sweep_pos == w.sweep_end) { /* a new sweep: what is closed now */
+        w.sweep_pos = 0;
+        w.sweep_end = w.nclosed;
+        qsort(w.closed, w.sweep_end, sizeof *w.closed, by_bucket_key);
+    }
+    size_t to = all || w.sweep_end - w.sweep_pos <= SWEEP_CHUNK ? w.sweep_end
+                                                                 : w.sweep_pos + SWEEP_CHUNK;
+    bool last = to == w.sweep_end;
     w.txn++;
     w.nundo = 0;
     if (db_begin(w.conn, &err))
         goto fail;
-    for (size_t i = 0; i < w.slots && !err.code; i++) {
+    for (size_t i = w.sweep_pos; i < to && !err.code; i++)
+        upsert_rollup(w.closed[i].sensor_id, w.closed[i].step, &w.closed[i].a, &err);
+    for (size_t i = 0; last && i < w.slots && !err.code; i++) {
         struct sstate *s = &w.states[i];
         if (!s->sensor_id)
             continue;
@@ -258,10 +313,23 @@ static void sweep(int64_t now)
             }
         }
     }
-    if (!err.code && wm != w.watermark)
+    for (size_t i = w.sweep_end; last && i < w.nclosed; i++) /* closed during the sweep */
+        if (w.closed[i].a.bucket < wm)
+            wm = w.closed[i].a.bucket;
+    if (!err.code && last && wm != w.watermark)
         set_watermark(wm, &err);
-    if (!err.code && db_commit(w.conn, &err) == ERR_OK)
+    if (!err.code && db_commit(w.conn, &err) == ERR_OK) {
+        log_debug("event=rollup_sweep written=%zu last=%d ms=%.1f", to - w.sweep_pos, last,
+                  (double)(clock_mono_ns() - t0) / 1e6);
+        w.sweep_pos = to;
+        if (last) { /* keep what closed meanwhile for the next sweep */
+            memmove(w.closed, w.closed + w.sweep_end,
+                    (w.nclosed - w.sweep_end) * sizeof *w.closed);
+            w.nclosed -= w.sweep_end;
+            w.sweep_pos = w.sweep_end = 0;
+        }
         return;
+    }
 fail:
     db_rollback(w.conn);
     for (size_t i = 0; i < w.nundo; i++)
@@ -512,6 +580,7 @@ static void commit_batches(struct ingest_batch *list)
 {
     struct err err = ERR_INIT;
     int64_t old_watermark = w.watermark;
+    size_t old_nclosed = w.nclosed;
     w.txn++;
     w.nundo = 0;
     if (db_begin(w.conn, &err) == ERR_OK)
@@ -538,6 +607,7 @@ static void commit_batches(struct ingest_batch *list)
         for (size_t i = 0; i < w.nundo; i++) /* per-sensor state back to before the batch */
             *slot_of(w.undo[i].sensor_id) = w.undo[i];
         w.watermark = old_watermark;
+        w.nclosed = old_nclosed;
         log_error("event=ingest_commit_failed detail=\"%s\"", err.msg);
     }
     for (struct ingest_batch *b = list, *next; b; b = next) {
@@ -588,9 +658,11 @@ static void *writer_main(void *arg)
         sensors__states_check(now);
         if (has_observer && observer.tick)
             observer.tick(w.conn, now, observer.ctx);
-        if (now - w.last_sweep >= SWEEP_EVERY_S || stop) {
-            w.last_sweep = now;
-            sweep(stop ? INT64_MAX / 2 : now); /* at stop: flush every open bucket */
+        if (w.sweep_pos < w.sweep_end || now - w.last_sweep >= SWEEP_EVERY_S || stop ||
+            w.nclosed >= CLOSED_MAX) {
+            if (w.sweep_pos == w.sweep_end)
+                w.last_sweep = now;
+            sweep_step(stop ? INT64_MAX / 2 : now, stop); /* at stop: every open bucket too */
         }
         struct err err = ERR_INIT; /* logged by the store; the log keeps the readings safe */
         store__maintain(w.conn, now, false, &err);
@@ -673,6 +745,9 @@ void sensors__writer_stop(void)
     db_release(w.db, w.conn);
     free(w.states);
     free(w.undo);
+    free(w.closed);
+    w.closed = NULL;
+    w.nclosed = w.closed_cap = w.sweep_pos = w.sweep_end = 0;
     w.states = w.undo = NULL;
     w.slots = w.used = w.nundo = w.undo_cap = 0;
     w.running = false;
