@@ -491,7 +491,18 @@ static void ev_number(struct event_buf *e, double v)
     if (fabs(r) < 1e12 && r / 1000.0 == v) {
         long long k = (long long)r;
         unsigned long long u = k < 0 ? (unsigned long long)-k : (unsigned long long)k;
-        n = snprintf(tmp, sizeof tmp, "%s%llu", k < 0 ? "-" : "", u / 1000);
+        unsigned long long whole = u / 1000;
+        char digits[24];
+        int nd = 0;
+        do {
+            digits[nd++] = (char)('0' + whole % 10);
+            whole /= 10;
+        } while (whole);
+        n = 0;
+        if (k < 0)
+            tmp[n++] = '-';
+        while (nd)
+            tmp[n++] = digits[--nd];
         unsigned frac = (unsigned)(u % 1000);
         if (frac) {
             char f[5] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
