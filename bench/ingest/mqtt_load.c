@@ -85,7 +85,7 @@ static void die(const char *what, const char *arg)
  * One write(2) per message, as a device sends it; PUBACKs parsed from whatever one read(2)
  * returns. libmosquitto's client makes five system calls per QoS 1 message here (a wake-up byte
  * to its internal socketpair on every publish, three reads per PUBACK) and used about 19 µs of
- * CPU per QoS 1 message and 6-7 µs per QoS 0 message on this machine, against about 16 and 3 µs
+ * CPU per QoS 1 message and 6-7 µs per QoS 0 message on this machine, against 12-18 and 2-4 µs
  * for this code (most of the rest is the kernel's loopback TCP work, charged to the writer):
  * the devices share the two cores with the broker and the subscriber being measured. */
 struct device {

@@ -26,8 +26,9 @@
 # BENCH_MQTT_MESSAGES (messages per MQTT run, 200000), BENCH_MQTT_ROUNDS (default BENCH_ROUNDS),
 # BENCH_MQTT_CONNECTIONS (devices, 1..1000, 1000), BENCH_MQTT_WINDOW (messages in flight per
 # device, 1), BENCH_MQTT_MAX_SECONDS (cap per MQTT measurement, 1..20, 20), BENCH_ONLY (mqtt:
-# only section 6; http: only sections 1-5; empty: everything), BENCH_STRICT (1: exit 1 when a
-# target is missed), SINERGI_BIN (default: build/release/sinergi, built here with make). See
+# only section 6; http: only sections 1-5; empty: everything), BENCH_WAIT_QUIET (seconds to
+# wait at most for an idle machine before starting, 0), BENCH_STRICT (1: exit 1 when a target is
+# missed), SINERGI_BIN (default: build/release/sinergi, built here with make). See
 # docs/BENCHMARKS.md, "Ingest (issue #3)".
 set -euo pipefail
 
