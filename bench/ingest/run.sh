@@ -9,7 +9,9 @@
 #   single_reading_rR  HTTP, one reading a request over keep-alive, 1,000 water-level stations
 #   latest_*           GET /api/v1/stations/latest with 1,000 stations (wrk): alone, beside paced
 #                      single-reading ingest, and beside single-reading ingest at full speed
-#   MQTT               reserved: see the marked section 6 below (the MQTT ingest work fills it in)
+#   mqtt_qosQ_rR       MQTT, one reading per message from 1,000 devices (water-level stations),
+#                      QoS 0 and 1: sinergi (readings committed) and, on a second broker with the
+#                      same config and accounts, the same messages to a bare subscriber
 # R is the round: the three batch targets are interleaved round by round, and each target's best
 # round is kept (other load on a shared machine only lowers throughput). Every store starts empty;
 # counts are verified in each store afterwards. Prints a markdown table, keeps raw output in
@@ -21,8 +23,13 @@
 # BENCH_SINGLE_CONNECTIONS (single-reading connections, 64), BENCH_LATEST_CONNECTIONS (wrk
 # connections polling latest, 32), BENCH_LATEST_INGEST_RATE (readings/s of the paced ingest
 # beside latest, 1000 = every station once a second), BENCH_INFLUX_POINTS (5000),
-# BENCH_STRICT (1: exit 1 when a target is missed), SINERGI_BIN (default: build/release/sinergi,
-# built here with make). See docs/BENCHMARKS.md, "Ingest (issue #3)".
+# BENCH_MQTT_MESSAGES (messages per MQTT run, 200000), BENCH_MQTT_ROUNDS (default BENCH_ROUNDS),
+# BENCH_MQTT_CONNECTIONS (devices, 1..1000, 1000), BENCH_MQTT_WINDOW (messages in flight per
+# device, 1), BENCH_MQTT_MAX_SECONDS (cap per MQTT measurement, 1..20, 20), BENCH_ONLY (mqtt:
+# only section 6; http: only sections 1-5; empty: everything), BENCH_WAIT_QUIET (seconds to
+# wait at most for an idle machine before starting, 0), BENCH_STRICT (1: exit 1 when a target is
+# missed), SINERGI_BIN (default: build/release/sinergi, built here with make). See
+# docs/BENCHMARKS.md, "Ingest (issue #3)".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,6 +43,12 @@ LATEST_CONNS=${BENCH_LATEST_CONNECTIONS:-32}
 LATEST_RATE=${BENCH_LATEST_INGEST_RATE:-1000}
 INFLUX_POINTS=${BENCH_INFLUX_POINTS:-5000}
 STRICT=${BENCH_STRICT:-0}
+ONLY=${BENCH_ONLY:-}
+MQTT_MESSAGES=${BENCH_MQTT_MESSAGES:-200000}
+MQTT_ROUNDS=${BENCH_MQTT_ROUNDS:-$ROUNDS}
+MQTT_CONNS=${BENCH_MQTT_CONNECTIONS:-1000}
+MQTT_WINDOW=${BENCH_MQTT_WINDOW:-1}
+MQTT_CAP=${BENCH_MQTT_MAX_SECONDS:-20}
 CORES=$(nproc)
 HZ=$(getconf CLK_TCK)
 
@@ -45,10 +58,24 @@ say() { echo "bench/ingest: $*" >&2; }
 case $DURATION in '' | *[!0-9]*) die "BENCH_DURATION must be whole seconds" ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be 1 or more" ;; esac
 { [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 20 ]; } || die "BENCH_DURATION must be 1..20 seconds"
-for tool in cc pkg-config sqlite3 curl wrk python3 awk; do
+case $ONLY in '' | mqtt | http) ;; *) die "BENCH_ONLY must be empty (everything), 'mqtt' or 'http'" ;; esac
+RUN_HTTP=1 RUN_MQTT=1
+[ "$ONLY" = mqtt ] && RUN_HTTP=0
+[ "$ONLY" = http ] && RUN_MQTT=0
+case $MQTT_MESSAGES in '' | *[!0-9]* | 0) die "BENCH_MQTT_MESSAGES must be 1 or more" ;; esac
+case $MQTT_ROUNDS in '' | *[!0-9]* | 0) die "BENCH_MQTT_ROUNDS must be 1 or more" ;; esac
+case $MQTT_CONNS in '' | *[!0-9]* | 0) die "BENCH_MQTT_CONNECTIONS must be 1..1000" ;; esac
+case $MQTT_WINDOW in '' | *[!0-9]* | 0) die "BENCH_MQTT_WINDOW must be 1..511" ;; esac
+case $MQTT_CAP in '' | *[!0-9]* | 0) die "BENCH_MQTT_MAX_SECONDS must be 1..20" ;; esac
+[ "$MQTT_CONNS" -le 1000 ] || die "BENCH_MQTT_CONNECTIONS must be 1..1000 (one device a station)"
+[ "$MQTT_WINDOW" -le 511 ] || die "BENCH_MQTT_WINDOW must be 1..511"
+[ "$MQTT_CAP" -le 20 ] || die "BENCH_MQTT_MAX_SECONDS must be 1..20"
+for tool in cc pkg-config sqlite3 curl python3 awk mosquitto_ctrl; do
     command -v "$tool" >/dev/null || die "'$tool' is missing; run scripts/deps.sh"
 done
-if ! command -v influxd >/dev/null; then
+pkg-config --exists libmosquitto || die "libmosquitto-dev is missing; run scripts/deps.sh"
+[ "$RUN_HTTP" = 0 ] || command -v wrk >/dev/null || die "'wrk' is missing; run scripts/deps.sh"
+if [ "$RUN_HTTP" = 1 ] && ! command -v influxd >/dev/null; then
     # InfluxDB 1.x is Debian's package 'influxdb' (bookworm: 1.6.7). Its postinst may start a
     # system service on :8086; this script runs its own instance on other ports and dirs.
     say "installing Debian's influxdb (InfluxDB 1.x) for the comparison"
@@ -72,6 +99,13 @@ if [ ! -x "$BUILD/plain_sqlite" ] || [ bench/ingest/plain_sqlite.c -nt "$BUILD/p
     # shellcheck disable=SC2046,SC2086
     cc $CFLAGS_BENCH $(pkg-config --cflags sqlite3) -o "$BUILD/plain_sqlite" \
         bench/ingest/plain_sqlite.c $(pkg-config --libs sqlite3)
+fi
+if [ ! -x "$BUILD/mqtt_load" ] || [ bench/ingest/mqtt_load.c -nt "$BUILD/mqtt_load" ] ||
+    [ bench/ingest/dataset.h -nt "$BUILD/mqtt_load" ]; then
+    # libmosquitto callbacks have parameters this tool does not use.
+    # shellcheck disable=SC2046,SC2086
+    cc $CFLAGS_BENCH -Wno-unused-parameter $(pkg-config --cflags libmosquitto) \
+        -o "$BUILD/mqtt_load" bench/ingest/mqtt_load.c $(pkg-config --libs libmosquitto)
 fi
 if [ -z "${SINERGI_BIN:-}" ]; then
     make -s build/release/sinergi
@@ -153,18 +187,26 @@ kv() { # kv KEY LINE: the value of KEY=... in a line of key=value words
     printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
 }
 
+or_dash() { if [ -n "$1" ]; then echo "$1"; else echo -; fi; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t ? "met" : "NOT met")}'; }
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+
 busy_jiffies() { awk '$1 == "cpu" {print $2 + $3 + $4}' /proc/stat; }
 
 pid_jiffies() { # user + system ticks of a process (all threads), 0 when gone
-    cut -d')' -f2 "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0
+    local j
+    j=$(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}')
+    echo "${j:-0}"
 }
 
 children_jiffies() { cut -d")" -f2 "/proc/$$/stat" | awk '{print $14 + $15}'; }
 
-read -r P_A P_B P_INFLUX P_RPC <<<"$(free_ports 4)"
+read -r P_A P_B P_INFLUX P_RPC P_SUT P_REF P_MQTT_HTTP <<<"$(free_ports 7)"
 NOW=$(date +%s)
 T0_BATCH=$((NOW - 25 * 86400 - NOW % 60)) # batch data set: 60 s steps from 25 days ago
 T0_SINGLE=$((NOW - 3000))                 # single-reading data set: 1 s steps from 50 min ago
+T0_MQTT=$((NOW - 86400))                  # MQTT: the single-reading data set from a day ago
 
 # ---- environment -------------------------------------------------------------------------
 {
@@ -177,13 +219,15 @@ T0_SINGLE=$((NOW - 3000))                 # single-reading data set: 1 s steps f
     echo "libmicrohttpd: $(pkg-config --modversion libmicrohttpd)  jansson: $(pkg-config --modversion jansson)  sqlite3: $(pkg-config --modversion sqlite3)"
     echo "influxdb: $(influxd version 2>/dev/null | head -1)"
     echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    echo "mosquitto: $(dpkg-query -W -f '${Version}' mosquitto 2>/dev/null)  libmosquitto1: $(dpkg-query -W -f '${Version}' libmosquitto1 2>/dev/null)"
     if [ "$SINERGI_BIN" = build/release/sinergi ]; then
         echo "sinergi: $SINERGI_BIN built from this work tree ($(git describe --always --dirty 2>/dev/null || echo dev))"
     else
         echo "sinergi: $SINERGI_BIN (given by SINERGI_BIN)"
     fi
-    echo "settings: duration=${DURATION}s batch_conns=$CONNS single_conns=$SINGLE_CONNS latest_conns=$LATEST_CONNS latest_ingest_rate=$LATEST_RATE influx_points=$INFLUX_POINTS"
-    echo "t0_batch: $T0_BATCH  t0_single: $T0_SINGLE"
+    echo "settings: only=${ONLY:-all} duration=${DURATION}s batch_conns=$CONNS single_conns=$SINGLE_CONNS latest_conns=$LATEST_CONNS latest_ingest_rate=$LATEST_RATE influx_points=$INFLUX_POINTS"
+    echo "settings_mqtt: messages=$MQTT_MESSAGES rounds=$MQTT_ROUNDS devices=$MQTT_CONNS window=$MQTT_WINDOW cap=${MQTT_CAP}s"
+    echo "t0_batch: $T0_BATCH  t0_single: $T0_SINGLE  t0_mqtt: $T0_MQTT"
     echo "sinergi_src_vs_HEAD: $(git status --short src 2>/dev/null | wc -l) changed/new paths ($(git diff --shortstat HEAD -- src 2>/dev/null | sed 's/^ *//'))"
     echo "sinergi_sha256: $(sha256sum "$SINERGI_BIN" | cut -c1-16)"
     echo "load_before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -191,10 +235,11 @@ T0_SINGLE=$((NOW - 3000))                 # single-reading data set: 1 s steps f
 } >"$RESULTS/env.txt"
 
 # ---- servers -----------------------------------------------------------------------------
-start_sinergi() { # start_sinergi NAME PORT: fresh database, no demo stations; sets SINERGI_PID
+start_sinergi() { # start_sinergi NAME PORT [VAR=VALUE ...]: fresh database, no demo stations,
+    #                 the settings given; sets SINERGI_PID
     mkdir -p "$TMP/$1"
-    SINERGI_SEED_DEMO=0 "$SINERGI_BIN" serve --listen "127.0.0.1:$2" --db "$TMP/$1/sinergi.db" \
-        --data-dir data --log-level warn >"$TMP/$1/out" 2>"$TMP/$1/log" &
+    env SINERGI_SEED_DEMO=0 "${@:3}" "$SINERGI_BIN" serve --listen "127.0.0.1:$2" \
+        --db "$TMP/$1/sinergi.db" --data-dir data --log-level warn >"$TMP/$1/out" 2>"$TMP/$1/log" &
     SINERGI_PID=$!
     PIDS+=("$SINERGI_PID")
     wait_http "http://127.0.0.1:$2/healthz"
@@ -352,143 +397,339 @@ plain_batch() { # plain_batch ROUND: rows 0 .. ROUND_STORED-1 of the batch data 
     say "plain SQLite, round $r: ${PLAIN_RATE[$r]} readings/s"
 }
 
-# Rounds interleave the three targets, so that load from other processes on a shared machine
-# is spread over them alike; the verdicts use each target's best round.
-for r in $(seq "$ROUNDS"); do
-    ROUND_STORED=0
-    for c in $CONNS; do sinergi_batch "$r" "$c"; done
-    plain_batch "$r"
-    for c in $CONNS; do influx_batch "$r" "$c"; done
-done
+if [ "$RUN_HTTP" = 1 ]; then # sections 1 to 5 (BENCH_ONLY=mqtt skips them)
+    # Rounds interleave the three targets, so that load from other processes on a shared machine
+    # is spread over them alike; the verdicts use each target's best round.
+    for r in $(seq "$ROUNDS"); do
+        ROUND_STORED=0
+        for c in $CONNS; do sinergi_batch "$r" "$c"; done
+        plain_batch "$r"
+        for c in $CONNS; do influx_batch "$r" "$c"; done
+    done
+
+    # ============================================================================================
+    # 4. sinergi: single-reading requests over keep-alive (1,000 water-level stations)
+    # ============================================================================================
+    say "sinergi: creating 1,000 water-level stations"
+    start_sinergi single "$P_B"
+    "$BUILD/ingest_load" setup-single --port "$P_B" --admin "$ADMIN_TOKEN" --out "$TMP/single/tokens"
+    SINGLE_RATE=0 SINGLE_STORED=0 NEXT=0
+    for r in $(seq "$ROUNDS"); do # the same daemon; each round continues the data set
+        say "sinergi: single-reading requests, round $r, $SINGLE_CONNS connections, ${DURATION}s"
+        measure_begin "$SINERGI_PID"
+        OUT=$(timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
+            --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --conns "$SINGLE_CONNS" \
+            --duration "$DURATION" 2>"$RESULTS/single_reading_r$r.err") ||
+            die "single-reading ingest failed: $OUT $(cat "$RESULTS/single_reading_r$r.err")"
+        echo "$OUT" >"$RESULTS/single_reading_r$r.txt"
+        measure_end "$SINERGI_PID" "$(kv seconds "$OUT")" "$(kv ok_readings "$OUT")" "$(kv client_cpu_s "$OUT")"
+        SINGLE_STORED=$((SINGLE_STORED + $(kv stored "$OUT")))
+        NEXT=$(kv next_index "$OUT")
+        RATE=$(kv readings_per_s "$OUT")
+        awk -v a="$RATE" -v b="$SINGLE_RATE" 'BEGIN {exit !(a > b)}' && SINGLE_RATE=$RATE
+        ROWS+=("single_reading_r$r|sinergi|$RATE|$(kv requests_per_s "$OUT")|$(kv p50_ms "$OUT")|$(kv p99_ms "$OUT")|$(kv ok_readings "$OUT")|-|$(kv errors "$OUT")|$SRV_US|$CLI_US|$OTHER|$SINGLE_CONNS conns")
+        say "sinergi single, round $r: $RATE readings/s"
+    done
+    SINGLE_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
+    [ "$SINGLE_COUNT" = "$SINGLE_STORED" ] || die "sinergi stored $SINGLE_STORED single readings by its answers but holds $SINGLE_COUNT"
+    ROWS+=("single_reading (all rounds)|sinergi|-|-|-|-|$SINGLE_STORED|$SINGLE_COUNT|-|-|-|-|QC good/suspect/bad $(qc_mix "$TMP/single/sinergi.db")")
+
+    # ============================================================================================
+    # 5. GET /api/v1/stations/latest with 1,000 stations (all reporting), wrk
+    # ============================================================================================
+    export SINERGI_TOKEN=$ADMIN_TOKEN
+    LATEST_URL="http://127.0.0.1:$P_B/api/v1/stations/latest"
+    LATEST_BYTES=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" | wc -c)
+    LATEST_OK=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["stations"]; print(len(s), sum(x["state"] == "ok" for x in s))')
+    to_ms() { # to_ms 1.55ms|497.11us|1.02s -> milliseconds
+        awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+            if (u == "us") n /= 1000; else if (u == "s") n *= 1000; printf "%.2f", n }'
+    }
+    PAUSED_STORED=0
+    latest() { # latest NAME RATE: wrk on latest for DURATION, beside ingest at RATE (-1: none, 0: full)
+        local name=$1 rate=$2 out="$RESULTS/$1.txt" ing="" ing_pid=""
+        measure_begin "$SINERGI_PID"
+        if [ "$rate" != -1 ]; then
+            timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
+                --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --rate "$rate" \
+                --conns "$( [ "$rate" = 0 ] && echo "$SINGLE_CONNS" || echo 16)" \
+                --duration "$DURATION" >"$RESULTS/$name.ingest.txt" 2>"$RESULTS/$name.ingest.err" &
+            ing_pid=$!
+        fi
+        timeout $((DURATION + 10)) wrk -t2 -c"$LATEST_CONNS" -d"${DURATION}s" --latency \
+            -s bench/http/auth.lua "$LATEST_URL" >"$out" || die "wrk failed on $LATEST_URL (see $out)"
+        local ing_rate="-" ing_cpu=0 ing_p99="-" note
+        if [ -n "$ing_pid" ]; then
+            wait "$ing_pid" || die "ingest beside $name failed: $(cat "$RESULTS/$name.ingest.err")"
+            ing=$(cat "$RESULTS/$name.ingest.txt")
+            ing_rate=$(kv readings_per_s "$ing")
+            ing_cpu=$(kv client_cpu_s "$ing")
+            ing_p99=$(kv p99_ms "$ing")
+            NEXT=$(kv next_index "$ing")
+            PAUSED_STORED=$((PAUSED_STORED + $(kv stored "$ing")))
+        fi
+        local rps p50 p99 total non2xx
+        rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+        p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+        p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+        total=$(awk '/requests in/ {print $1}' "$out")
+        non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' "$out")
+        # wrk and the ingest beside it are this script's children: "other" leaves them out.
+        measure_end "$SINERGI_PID" "$DURATION" "$total" "$ing_cpu"
+        if [ "$rate" = -1 ]; then
+            note="no ingest"
+        elif [ "$rate" = 0 ]; then
+            note="beside single-reading ingest at full speed ($SINGLE_CONNS conns): $ing_rate readings/s acknowledged, ingest p99 $ing_p99 ms"
+        else
+            note="beside paced single-reading ingest (16 conns): $ing_rate readings/s acknowledged of $rate asked, ingest p99 $ing_p99 ms"
+        fi
+        ROWS+=("$name|sinergi|-|$rps|$p50|$p99|$total requests|-|${non2xx:-0}|$SRV_US µs/request|-|$OTHER|$LATEST_CONNS wrk conns, $LATEST_BYTES-byte body; $note")
+        say "$name: $rps requests/s, p99 $p99 ms ($note)"
+    }
+    latest latest_idle -1
+    latest latest_paced "$LATEST_RATE"
+    latest latest_full 0
+    stop_pid "$SINERGI_PID"
+    FINAL_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
+    [ "$FINAL_COUNT" = $((SINGLE_STORED + PAUSED_STORED)) ] ||
+        die "sinergi acknowledged $((SINGLE_STORED + PAUSED_STORED)) single readings but holds $FINAL_COUNT"
+fi
 
 # ============================================================================================
-# 4. sinergi: single-reading requests over keep-alive (1,000 water-level stations)
+# 6. MQTT: one reading per message, QoS 0 and QoS 1 — sinergi, and the broker delivering the
+#    same messages to a bare subscriber
 # ============================================================================================
-say "sinergi: creating 1,000 water-level stations"
-start_sinergi single "$P_B"
-"$BUILD/ingest_load" setup-single --port "$P_B" --admin "$ADMIN_TOKEN" --out "$TMP/single/tokens"
-SINGLE_RATE=0 SINGLE_STORED=0 NEXT=0
-for r in $(seq "$ROUNDS"); do # the same daemon; each round continues the data set
-    say "sinergi: single-reading requests, round $r, $SINGLE_CONNS connections, ${DURATION}s"
-    measure_begin "$SINERGI_PID"
-    OUT=$(timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
-        --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --conns "$SINGLE_CONNS" \
-        --duration "$DURATION" 2>"$RESULTS/single_reading_r$r.err") ||
-        die "single-reading ingest failed: $OUT $(cat "$RESULTS/single_reading_r$r.err")"
-    echo "$OUT" >"$RESULTS/single_reading_r$r.txt"
-    measure_end "$SINERGI_PID" "$(kv seconds "$OUT")" "$(kv ok_readings "$OUT")" "$(kv client_cpu_s "$OUT")"
-    SINGLE_STORED=$((SINGLE_STORED + $(kv stored "$OUT")))
-    NEXT=$(kv next_index "$OUT")
-    RATE=$(kv readings_per_s "$OUT")
-    awk -v a="$RATE" -v b="$SINGLE_RATE" 'BEGIN {exit !(a > b)}' && SINGLE_RATE=$RATE
-    ROWS+=("single_reading_r$r|sinergi|$RATE|$(kv requests_per_s "$OUT")|$(kv p50_ms "$OUT")|$(kv p99_ms "$OUT")|$(kv ok_readings "$OUT")|-|$(kv errors "$OUT")|$SRV_US|$CLI_US|$OTHER|$SINGLE_CONNS conns")
-    say "sinergi single, round $r: $RATE readings/s"
-done
-SINGLE_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
-[ "$SINGLE_COUNT" = "$SINGLE_STORED" ] || die "sinergi stored $SINGLE_STORED single readings by its answers but holds $SINGLE_COUNT"
-ROWS+=("single_reading (all rounds)|sinergi|-|-|-|-|$SINGLE_STORED|$SINGLE_COUNT|-|-|-|-|QC good/suspect/bad $(qc_mix "$TMP/single/sinergi.db")")
+# Two brokers, each started by scripts/mqtt-broker.sh from etc/mosquitto.conf.in as shipped:
+# SUT serves sinergi (whose ingest client holds a persistent session there, subscribed to
+# sinergi/ingest/+ at QoS 1), REF serves the bare subscriber (bench/ingest/mqtt_load.c sub: the
+# same subscriptions and session kind, libmosquitto like sinergi, counts and notes the time).
+# REF gets a copy of SUT's accounts (dynsec.json), so the same 1,000 devices log in to both with
+# the same station codes and device tokens. Per round and QoS the same messages (the same steps
+# of the single-reading data set) go first to REF, then to SUT; sinergi's runs never repeat a
+# step, so no reading is a duplicate. sinergi's rate: readings committed / (last commit − first
+# publish), from /metrics polled every 20 ms; the reference: messages received / (last received
+# − first publish).
+declare -A MQTT_RATE MQTT_REF_RATE
+MQTT_ACKED=0 MQTT_STORED=0 MQTT_DROPPED=0 MQTT_REFUSED=0 MQTT_SILENT=0 MQTT_INCOMPLETE=0
+MQTT_REF_MISSING=0 MQTT_STEP=0
 
-# ============================================================================================
-# 5. GET /api/v1/stations/latest with 1,000 stations (all reporting), wrk
-# ============================================================================================
-export SINERGI_TOKEN=$ADMIN_TOKEN
-LATEST_URL="http://127.0.0.1:$P_B/api/v1/stations/latest"
-LATEST_BYTES=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" | wc -c)
-LATEST_OK=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$LATEST_URL" |
-    python3 -c 'import json,sys; s=json.load(sys.stdin)["stations"]; print(len(s), sum(x["state"] == "ok" for x in s))')
-to_ms() { # to_ms 1.55ms|497.11us|1.02s -> milliseconds
-    awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; printf "%.2f", n }'
+mqtt_metric() { # mqtt_metric NAME: its value on the MQTT daemon's /metrics
+    curl -s --max-time 5 "http://127.0.0.1:$P_MQTT_HTTP/metrics" | awk -v n="$1" '$1 == n {print $2}'
 }
-PAUSED_STORED=0
-latest() { # latest NAME RATE: wrk on latest for DURATION, beside ingest at RATE (-1: none, 0: full)
-    local name=$1 rate=$2 out="$RESULTS/$1.txt" ing="" ing_pid=""
-    measure_begin "$SINERGI_PID"
-    if [ "$rate" != -1 ]; then
-        timeout $((DURATION + 30)) "$BUILD/ingest_load" single --port "$P_B" \
-            --tokens "$TMP/single/tokens" --t0 "$T0_SINGLE" --start "$NEXT" --rate "$rate" \
-            --conns "$( [ "$rate" = 0 ] && echo "$SINGLE_CONNS" || echo 16)" \
-            --duration "$DURATION" >"$RESULTS/$name.ingest.txt" 2>"$RESULTS/$name.ingest.err" &
-        ing_pid=$!
-    fi
-    timeout $((DURATION + 10)) wrk -t2 -c"$LATEST_CONNS" -d"${DURATION}s" --latency \
-        -s bench/http/auth.lua "$LATEST_URL" >"$out" || die "wrk failed on $LATEST_URL (see $out)"
-    local ing_rate="-" ing_cpu=0 ing_p99="-" note
-    if [ -n "$ing_pid" ]; then
-        wait "$ing_pid" || die "ingest beside $name failed: $(cat "$RESULTS/$name.ingest.err")"
-        ing=$(cat "$RESULTS/$name.ingest.txt")
-        ing_rate=$(kv readings_per_s "$ing")
-        ing_cpu=$(kv client_cpu_s "$ing")
-        ing_p99=$(kv p99_ms "$ing")
-        NEXT=$(kv next_index "$ing")
-        PAUSED_STORED=$((PAUSED_STORED + $(kv stored "$ing")))
-    fi
-    local rps p50 p99 total non2xx
-    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    total=$(awk '/requests in/ {print $1}' "$out")
-    non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ {print $2}' "$out")
-    # wrk and the ingest beside it are this script's children: "other" leaves them out.
-    measure_end "$SINERGI_PID" "$DURATION" "$total" "$ing_cpu"
-    if [ "$rate" = -1 ]; then
-        note="no ingest"
-    elif [ "$rate" = 0 ]; then
-        note="beside single-reading ingest at full speed ($SINGLE_CONNS conns): $ing_rate readings/s acknowledged, ingest p99 $ing_p99 ms"
-    else
-        note="beside paced single-reading ingest (16 conns): $ing_rate readings/s acknowledged of $rate asked, ingest p99 $ing_p99 ms"
-    fi
-    ROWS+=("$name|sinergi|-|$rps|$p50|$p99|$total requests|-|${non2xx:-0}|$SRV_US µs/request|-|$OTHER|$LATEST_CONNS wrk conns, $LATEST_BYTES-byte body; $note")
-    say "$name: $rps requests/s, p99 $p99 ms ($note)"
-}
-latest latest_idle -1
-latest latest_paced "$LATEST_RATE"
-latest latest_full 0
-stop_pid "$SINERGI_PID"
-FINAL_COUNT=$(count_sinergi "$TMP/single/sinergi.db")
-[ "$FINAL_COUNT" = $((SINGLE_STORED + PAUSED_STORED)) ] ||
-    die "sinergi acknowledged $((SINGLE_STORED + PAUSED_STORED)) single readings but holds $FINAL_COUNT"
 
-# ============================================================================================
-# 6. MQTT — RESERVED for the MQTT ingest work (issue #3, "Ingest over MQTT").
-#    To measure: one reading per message, QoS 0 and QoS 1, sinergi's stored readings/s against
-#    Mosquitto delivering the same messages to a bare subscriber (target >= 80% of it), and zero
-#    silent loss (every published message either stored or counted as dropped). Add the rows
-#    to ROWS in the same format ("mqtt_qos0|sinergi|...", "mqtt_qos0|mosquitto bare sub|...")
-#    and verify counts with count_sinergi, as the sections above do. Not implemented here.
-# ============================================================================================
+start_broker() { # start_broker DIR PORT: scripts/mqtt-broker.sh start; sets BROKER_PID
+    scripts/mqtt-broker.sh start "$1" "$2" >/dev/null 2>"$1.err" ||
+        die "mosquitto did not start: $(cat "$1.err") (see $1/mosquitto.log)"
+    BROKER_PID=$(cat "$1/mosquitto.pid")
+    PIDS+=("$BROKER_PID")
+}
+
+per_msg() { # per_msg JIFFIES MESSAGES: CPU µs per message
+    awk -v j="$1" -v n="$2" -v hz="$HZ" 'BEGIN {printf "%.2f", n ? j / hz * 1e6 / n : 0}'
+}
+
+per_msg_s() { # per_msg_s CPU_SECONDS MESSAGES: CPU µs per message
+    awk -v c="$1" -v n="$2" 'BEGIN {printf "%.2f", n ? c * 1e6 / n : 0}'
+}
+
+mqtt_begin() { # CPU counters before a run (both brokers, sinergi, this script's children)
+    M_T0=$(date +%s.%N) M_CPU0=$(busy_jiffies) M_CH0=$(children_jiffies)
+    M_SUT0=$(pid_jiffies "$SUT_PID") M_REF0=$(pid_jiffies "$REF_PID")
+    M_SIN0=$(pid_jiffies "$SINERGI_PID")
+}
+
+mqtt_end() { # mqtt_end: sets M_SUT_J M_REF_J M_SIN_J (ticks) and OTHER (cores, everything else)
+    local cpu ch
+    M_SUT_J=$(($(pid_jiffies "$SUT_PID") - M_SUT0)) M_REF_J=$(($(pid_jiffies "$REF_PID") - M_REF0))
+    M_SIN_J=$(($(pid_jiffies "$SINERGI_PID") - M_SIN0)) ch=$(($(children_jiffies) - M_CH0))
+    cpu=$(($(busy_jiffies) - M_CPU0))
+    OTHER=$(awk -v j=$((cpu - M_SUT_J - M_REF_J - M_SIN_J - ch)) -v hz="$HZ" -v t0="$M_T0" \
+        -v t1="$(date +%s.%N)" 'BEGIN {o = j / hz / (t1 - t0); printf "%.2f", o < 0 ? 0 : o}')
+}
+
+mqtt_pub() { # mqtt_pub PORT QOS NAME [--metrics-port P]: the devices publish the round's messages
+    local out
+    out=$(timeout $((MQTT_CAP + 150)) "$BUILD/mqtt_load" pub --port "$1" --qos "$2" \
+        --tokens "$TMP/mqtt/tokens" --conns "$MQTT_CONNS" --window "$MQTT_WINDOW" \
+        --messages "$MQTT_MESSAGES" --t0 "$T0_MQTT" --start-step "$MQTT_STEP" \
+        --max-seconds "$MQTT_CAP" "${@:4}" 2>"$RESULTS/$3.err") ||
+        die "the MQTT devices failed ($3): $out $(cat "$RESULTS/$3.err")"
+    echo "$out" >"$RESULTS/$3.txt"
+    echo "$out"
+}
+
+mqtt_ref() { # mqtt_ref ROUND QOS: the round's messages through REF to the bare subscriber
+    local r=$1 q=$2 name="mqtt_qos$2_r$1_bare_sub" pub sub sub_pid secs rate missing dropped
+    say "Mosquitto to a bare subscriber: QoS $q, $MQTT_MESSAGES messages from $MQTT_CONNS devices"
+    rm -f "$TMP/mqtt/ready"
+    mqtt_begin
+    timeout $((MQTT_CAP + 160)) "$BUILD/mqtt_load" sub --port "$P_REF" --user bench.sub \
+        --password-file "$TMP/mqtt/sub.pw" --client-id "bench.sub.r$r.q$q" --qos 1 \
+        --expect "$MQTT_MESSAGES" --max-seconds $((MQTT_CAP + 120)) --ready "$TMP/mqtt/ready" \
+        >"$RESULTS/$name.sub.txt" 2>"$RESULTS/$name.sub.err" &
+    sub_pid=$!
+    PIDS+=("$sub_pid")
+    for _ in $(seq 100); do
+        [ -f "$TMP/mqtt/ready" ] && break
+        sleep 0.1
+    done
+    [ -f "$TMP/mqtt/ready" ] || die "the bare subscriber did not subscribe: $(cat "$RESULTS/$name.sub.err")"
+    pub=$(mqtt_pub "$P_REF" "$q" "$name.pub")
+    wait "$sub_pid" || die "the bare subscriber failed: $(cat "$RESULTS/$name.sub.err")"
+    sub=$(cat "$RESULTS/$name.sub.txt")
+    mqtt_end
+    secs=$(awk -v a="$(kv t_start_ns "$pub")" -v b="$(kv t_last_ns "$sub")" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+    rate=$(awk -v n="$(kv received "$sub")" -v s="$secs" 'BEGIN {printf "%.0f", (s > 0 ? n / s : 0)}')
+    missing=$(($(kv acked "$pub") - $(kv received "$sub")))
+    MQTT_REF_MISSING=$((MQTT_REF_MISSING + (missing > 0 ? missing : 0)))
+    dropped=$(kv dropped "$sub")
+    [ "$dropped" = -1 ] && dropped="not published"
+    MQTT_REF_RATE[$r:$q]=$rate
+    ROWS+=("mqtt_qos${q}_r$r|Mosquitto $MOSQ_VERSION, bare subscriber|$rate|$(kv publish_rate "$pub")|$(or_dash "$(kv p50_ms "$pub")")|$(or_dash "$(kv p99_ms "$pub")")|$(kv acked "$pub")|$(kv received "$sub") received|$missing|$(per_msg_s "$(kv sub_cpu_s "$sub")" "$(kv received "$sub")")|$(per_msg_s "$(kv client_cpu_s "$pub")" "$(kv acked "$pub")")|$OTHER|${secs}s; subscriber's CPU in the server column, broker $(per_msg "$M_REF_J" "$(kv acked "$pub")") µs/message; broker's dropped counter: $dropped")
+    say "bare subscriber, QoS $q, round $r: $rate messages/s"
+}
+
+mqtt_sinergi() { # mqtt_sinergi ROUND QOS: the round's messages through SUT into sinergi
+    local r=$1 q=$2 name="mqtt_qos$2_r$1_sinergi" pub acked stored dropped refused silent note
+    say "sinergi over MQTT: QoS $q, $MQTT_MESSAGES messages from $MQTT_CONNS devices"
+    mqtt_begin
+    pub=$(mqtt_pub "$P_SUT" "$q" "$name" --metrics-port "$P_MQTT_HTTP")
+    mqtt_end
+    acked=$(kv acked "$pub") stored=$(kv stored "$pub") dropped=$(kv dropped "$pub")
+    refused=$(($(kv duplicates "$pub") + $(kv rejected "$pub") + $(kv malformed "$pub") + $(kv unknown "$pub")))
+    silent=$((acked - stored - dropped - refused))
+    MQTT_ACKED=$((MQTT_ACKED + acked)) MQTT_STORED=$((MQTT_STORED + stored))
+    MQTT_DROPPED=$((MQTT_DROPPED + dropped)) MQTT_REFUSED=$((MQTT_REFUSED + refused))
+    MQTT_SILENT=$((MQTT_SILENT + (silent > 0 ? silent : 0)))
+    note="$(kv seconds "$pub")s; broker $(per_msg "$M_SUT_J" "$acked") µs/message; stored $stored, dropped by the broker $dropped, refused $refused"
+    if [ "$(kv complete "$pub")" != 1 ]; then
+        MQTT_INCOMPLETE=$((MQTT_INCOMPLETE + 1))
+        note="$note; NOT all committed within ${MQTT_CAP}s: the rate counts those that were"
+    fi
+    MQTT_RATE[$r:$q]=$(kv readings_per_s "$pub")
+    ROWS+=("mqtt_qos${q}_r$r|sinergi|${MQTT_RATE[$r:$q]}|$(kv publish_rate "$pub")|$(or_dash "$(kv p50_ms "$pub")")|$(or_dash "$(kv p99_ms "$pub")")|$acked|$(kv stored_timed "$pub") committed in the timed window|$silent|$(per_msg "$M_SIN_J" "$stored")|$(per_msg_s "$(kv client_cpu_s "$pub")" "$acked")|$OTHER|$note; $(ratio "${MQTT_RATE[$r:$q]}" "${MQTT_REF_RATE[$r:$q]}")x the bare subscriber of this round")
+    say "sinergi over MQTT, QoS $q, round $r: ${MQTT_RATE[$r:$q]} readings/s"
+}
+
+mqtt_section() {
+    local a c
+    mkdir -p "$TMP/mqtt"
+    MOSQ_VERSION=$(dpkg-query -W -f '${Version}' mosquitto 2>/dev/null || mosquitto -h | head -1)
+    start_broker "$TMP/mqtt/sut" "$P_SUT"
+    SUT_PID=$BROKER_PID
+    start_sinergi mqtt "$P_MQTT_HTTP" SINERGI_MQTT_ENABLED=1 SINERGI_MQTT_HOST=127.0.0.1 \
+        SINERGI_MQTT_PORT="$P_SUT" SINERGI_MQTT_PASSWORD_FILE="$TMP/mqtt/sut/admin.pw" \
+        SINERGI_MQTT_SPOOL_DIR="$TMP/mqtt/spool"
+    for _ in $(seq 100); do
+        [ "$(mqtt_metric sinergi_mqtt_connected)" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$(mqtt_metric sinergi_mqtt_connected)" = 1 ] || die "sinergi did not connect to the broker"
+    # Each new station's broker account is one dynamic-security change, and the plugin rewrites
+    # its whole JSON file for each: about a minute for 1,000 (not measured).
+    say "sinergi: creating 1,000 water-level stations and their broker accounts (about a minute)"
+    "$BUILD/ingest_load" setup-single --port "$P_MQTT_HTTP" --admin "$ADMIN_TOKEN" --out "$TMP/mqtt/tokens"
+    for _ in $(seq 300); do
+        [ "$(mqtt_metric sinergi_mqtt_accounts_pending)" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$(mqtt_metric sinergi_mqtt_accounts_pending)" = 0 ] || die "the broker accounts did not follow"
+    mkdir -p "$TMP/mqtt/ref"
+    chmod 0700 "$TMP/mqtt/ref"
+    cp "$TMP/mqtt/sut/dynsec.json" "$TMP/mqtt/sut/admin.pw" "$TMP/mqtt/ref/"
+    start_broker "$TMP/mqtt/ref" "$P_REF"
+    REF_PID=$BROKER_PID
+    # The bare subscriber's account on REF: the ACLs of sinergi's service account.
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=\n' >"$TMP/mqtt/sub.pw")
+    a=(mosquitto_ctrl -h 127.0.0.1 -p "$P_REF" -u sinergi.admin -P "$(cat "$TMP/mqtt/ref/admin.pw")" dynsec)
+    {
+        "${a[@]}" createRole bench.sub
+        # shellcheck disable=SC2016 # $SYS is a topic, not a variable
+        for c in "subscribePattern sinergi/ingest/#" "publishClientReceive sinergi/ingest/#" \
+            'subscribePattern $SYS/broker/publish/messages/#' \
+            'publishClientReceive $SYS/broker/publish/messages/#' "publishClientSend sinergi/alerts/#"; do
+            # shellcheck disable=SC2086
+            "${a[@]}" addRoleACL bench.sub $c allow
+        done
+        "${a[@]}" createClient bench.sub -p "$(cat "$TMP/mqtt/sub.pw")"
+        "${a[@]}" addClientRole bench.sub bench.sub
+    } >"$RESULTS/mqtt_ref_account.txt" 2>&1 || die "cannot create the bare subscriber's account on REF"
+    local steps=$(((MQTT_MESSAGES + MQTT_CONNS - 1) / MQTT_CONNS))
+    [ $((MQTT_ROUNDS * 2 * steps)) -lt 80000 ] || die "too many MQTT messages for the data set's day"
+    for r in $(seq "$MQTT_ROUNDS"); do
+        for q in 0 1; do
+            mqtt_ref "$r" "$q"
+            mqtt_sinergi "$r" "$q"
+            MQTT_STEP=$((MQTT_STEP + steps))
+        done
+    done
+    stop_pid "$SINERGI_PID"
+    MQTT_COUNT=$(count_sinergi "$TMP/mqtt/sinergi.db")
+    MQTT_DROP_LOG=$(cat "$TMP/mqtt/sut/mosquitto.log" "$TMP/mqtt/ref/mosquitto.log" | grep -c 'being dropped' || true)
+    ROWS+=("mqtt (all runs)|sinergi|-|-|-|-|$MQTT_ACKED|$MQTT_COUNT|$MQTT_SILENT|-|-|-|rows in the database after SIGTERM; stored $MQTT_STORED, dropped by the broker $MQTT_DROPPED, refused $MQTT_REFUSED; broker logs: $MQTT_DROP_LOG 'being dropped' notices; QC good/suspect/bad $(qc_mix "$TMP/mqtt/sinergi.db")")
+    [ "$MQTT_COUNT" = "$MQTT_STORED" ] ||
+        die "sinergi reported $MQTT_STORED MQTT readings committed but its database holds $MQTT_COUNT"
+    stop_pid "$SUT_PID"
+    stop_pid "$REF_PID"
+}
+[ "$RUN_MQTT" = 0 ] || mqtt_section
 
 {
     echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "sinergi_version (GET /healthz): $SINERGI_VERSION"
-    echo "latest: $LATEST_BYTES bytes, stations/ok: $LATEST_OK"
+    [ "$RUN_HTTP" = 0 ] || echo "latest: $LATEST_BYTES bytes, stations/ok: $LATEST_OK"
 } >>"$RESULTS/env.txt"
 
 # ---- report ------------------------------------------------------------------------------
 # As in bench/http: load from other processes only lowers throughput, so each target's best
 # round is the estimate of its rate; every round is in the table.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t ? "met" : "NOT met")}'; }
-best() { printf '%s\n' "$@" | sort -g | tail -1; }
-PLAIN_BEST=$(best "${PLAIN_RATE[@]}")
-RATIO_LINES=()
-BEST_C="" SINERGI_BEST=0 INFLUX_BEST=0
-for c in $CONNS; do
-    s_runs=() i_runs=()
-    for r in $(seq "$ROUNDS"); do
-        s_runs+=("${SINERGI_RATE[$r:$c]}")
-        i_runs+=("${INFLUX_RATE[$r:$c]}")
+TARGETS=() VERDICTS=()
+if [ "$RUN_HTTP" = 1 ]; then
+    PLAIN_BEST=$(best "${PLAIN_RATE[@]}")
+    RATIO_LINES=()
+    BEST_C="" SINERGI_BEST=0 INFLUX_BEST=0
+    for c in $CONNS; do
+        s_runs=() i_runs=()
+        for r in $(seq "$ROUNDS"); do
+            s_runs+=("${SINERGI_RATE[$r:$c]}")
+            i_runs+=("${INFLUX_RATE[$r:$c]}")
+        done
+        sb=$(best "${s_runs[@]}") ib=$(best "${i_runs[@]}")
+        RATIO_LINES+=("  - $c connections: sinergi best $sb (runs ${s_runs[*]}), InfluxDB best $ib (runs ${i_runs[*]}): $(ratio "$sb" "$PLAIN_BEST")x plain, $(ratio "$sb" "$ib")x InfluxDB")
+        if awk -v a="$sb" -v b="$SINERGI_BEST" 'BEGIN {exit !(a > b)}'; then SINERGI_BEST=$sb BEST_C=$c; fi
+        if awk -v a="$ib" -v b="$INFLUX_BEST" 'BEGIN {exit !(a > b)}'; then INFLUX_BEST=$ib; fi
     done
-    sb=$(best "${s_runs[@]}") ib=$(best "${i_runs[@]}")
-    RATIO_LINES+=("  - $c connections: sinergi best $sb (runs ${s_runs[*]}), InfluxDB best $ib (runs ${i_runs[*]}): $(ratio "$sb" "$PLAIN_BEST")x plain, $(ratio "$sb" "$ib")x InfluxDB")
-    if awk -v a="$sb" -v b="$SINERGI_BEST" 'BEGIN {exit !(a > b)}'; then SINERGI_BEST=$sb BEST_C=$c; fi
-    if awk -v a="$ib" -v b="$INFLUX_BEST" 'BEGIN {exit !(a > b)}'; then INFLUX_BEST=$ib; fi
-done
-R_PLAIN=$(ratio "$SINERGI_BEST" "$PLAIN_BEST")
-R_INFLUX=$(ratio "$SINERGI_BEST" "$INFLUX_BEST")
-V_PLAIN=$(verdict "$R_PLAIN" 2)
-V_INFLUX=$(verdict "$R_INFLUX" 0.5)
-V_SINGLE=$(verdict "$SINGLE_RATE" 20000)
+    R_PLAIN=$(ratio "$SINERGI_BEST" "$PLAIN_BEST")
+    R_INFLUX=$(ratio "$SINERGI_BEST" "$INFLUX_BEST")
+    V_PLAIN=$(verdict "$R_PLAIN" 2)
+    V_INFLUX=$(verdict "$R_INFLUX" 0.5)
+    V_SINGLE=$(verdict "$SINGLE_RATE" 20000)
+    VERDICTS+=("$V_PLAIN" "$V_INFLUX" "$V_SINGLE")
+    TARGETS+=("- SenML batches >= 2x plain SQLite: $V_PLAIN (${R_PLAIN}x: sinergi $SINERGI_BEST at $BEST_C connections vs plain $PLAIN_BEST readings/s, best rounds)")
+    TARGETS+=("- SenML batches >= 0.5x InfluxDB: $V_INFLUX (${R_INFLUX}x: sinergi $SINERGI_BEST vs InfluxDB $INFLUX_BEST readings/s, best rounds)")
+    TARGETS+=("${RATIO_LINES[@]}")
+    TARGETS+=("- single-reading requests >= 20,000 readings/s: $V_SINGLE ($SINGLE_RATE readings/s, best round)")
+    TARGETS+=("- latest with 1,000 stations (stations/ok: $LATEST_OK): see the latest_* rows")
+fi
+if [ "$RUN_MQTT" = 1 ]; then
+    for q in 0 1; do
+        s_runs=() b_runs=() p_runs=()
+        for r in $(seq "$MQTT_ROUNDS"); do
+            s_runs+=("${MQTT_RATE[$r:$q]}")
+            b_runs+=("${MQTT_REF_RATE[$r:$q]}")
+            p_runs+=("$(ratio "${MQTT_RATE[$r:$q]}" "${MQTT_REF_RATE[$r:$q]}")")
+        done
+        sb=$(best "${s_runs[@]}") bb=$(best "${b_runs[@]}")
+        v=$(verdict "$(ratio "$sb" "$bb")" 0.8)
+        VERDICTS+=("$v")
+        TARGETS+=("- MQTT QoS $q >= 0.8x Mosquitto to a bare subscriber: $v ($(ratio "$sb" "$bb")x: sinergi best $sb readings/s (runs ${s_runs[*]}) vs bare subscriber best $bb messages/s (runs ${b_runs[*]}); round by round ${p_runs[*]})")
+    done
+    v=met
+    [ "$MQTT_SILENT" = 0 ] && [ "$MQTT_COUNT" = "$MQTT_STORED" ] || v="NOT met"
+    VERDICTS+=("$v")
+    TARGETS+=("- MQTT zero silent loss: $v ($MQTT_ACKED messages acknowledged by the broker (QoS 1) or written to it (QoS 0) over all sinergi runs: $MQTT_STORED committed and in the database ($MQTT_COUNT rows), $MQTT_DROPPED dropped by the broker and counted on /metrics, $MQTT_REFUSED refused and counted, $MQTT_SILENT unaccounted for; $MQTT_INCOMPLETE runs not fully committed within ${MQTT_CAP}s; the bare subscriber missed $MQTT_REF_MISSING)")
+fi
 MAX_OTHER=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$12 + 0 > m {m = $12 + 0} END {printf "%.2f", m}')
 QUIET=$(awk -v m="$MAX_OTHER" 'BEGIN {print (m <= 0.3 ? "quiet" : "NOT quiet: other processes took CPU during some runs, so those numbers and ratios are unreliable")}')
 {
@@ -498,22 +739,19 @@ QUIET=$(awk -v m="$MAX_OTHER" 'BEGIN {print (m <= 0.3 ? "quiet" : "NOT quiet: ot
         IFS='|' read -r name tgt rate rps p50 p99 ack cnt errs srv cli other note <<<"$row"
         echo "| $name | $tgt | $rate | $rps | $p50 | $p99 | $ack | $cnt | $errs | $srv | $cli | $other | $note |"
     done
-    echo "| mqtt_qos0, mqtt_qos1 | reserved | | | | | | | | | | | not measured yet: MQTT ingest is being built (see run.sh section 6) |"
     echo
     echo "Targets (issue #3):"
-    echo "- SenML batches >= 2x plain SQLite: $V_PLAIN (${R_PLAIN}x: sinergi $SINERGI_BEST at $BEST_C connections vs plain $PLAIN_BEST readings/s, best rounds)"
-    echo "- SenML batches >= 0.5x InfluxDB: $V_INFLUX (${R_INFLUX}x: sinergi $SINERGI_BEST vs InfluxDB $INFLUX_BEST readings/s, best rounds)"
-    printf '%s\n' "${RATIO_LINES[@]}"
-    echo "- single-reading requests >= 20,000 readings/s: $V_SINGLE ($SINGLE_RATE readings/s, best round)"
-    echo "- latest with 1,000 stations (stations/ok: $LATEST_OK): see the latest_* rows"
+    printf '%s\n' "${TARGETS[@]}"
     echo
     echo "Machine during the runs: at most $MAX_OTHER cores used by other processes ($QUIET)."
-    echo "${DURATION}s per run, $ROUNDS interleaved rounds of the batch comparison; every store empty at its start; counts verified in each store afterwards. Raw output in $RESULTS/"
+    [ "$RUN_HTTP" = 0 ] || echo "${DURATION}s per run, $ROUNDS interleaved rounds of the batch comparison; every store empty at its start; counts verified in each store afterwards."
+    [ "$RUN_MQTT" = 0 ] || echo "MQTT: $MQTT_MESSAGES messages per run from $MQTT_CONNS devices, $MQTT_WINDOW in flight per device, at most ${MQTT_CAP}s timed; $MQTT_ROUNDS rounds, the bare subscriber and sinergi in turn; for the MQTT rows 'requests/s' is the devices' publishing rate, p50/p99 the PUBACK latency (QoS 1), 'errors' the messages unaccounted for (sinergi) or not received (bare subscriber), 'server CPU' sinergi's or the bare subscriber's."
+    echo "Raw output in $RESULTS/"
 } >"$RESULTS/summary.md"
 
 cat "$RESULTS/env.txt"
 echo
 cat "$RESULTS/summary.md"
 if [ "$STRICT" = 1 ]; then
-    [ "$V_PLAIN" = met ] && [ "$V_INFLUX" = met ] && [ "$V_SINGLE" = met ] || exit 1
+    for v in "${VERDICTS[@]}"; do [ "$v" = met ] || exit 1; done
 fi
