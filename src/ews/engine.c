@@ -26,6 +26,12 @@ struct st_state {
     int64_t t[HIST];
     double v[HIST];
     int head, n;          /* ring of good readings in time order; head = next slot */
+    /* the sliding minimum (rate of rise) and maximum (sudden fall) of the ring's newest
+     * readings: monotonic queues of push numbers (slot = number % HIST), so a reading costs
+     * O(1) however many readings its window holds (a 1 s logger: 600 in a 10-minute window) */
+    uint32_t pushed;
+    uint32_t qmin[HIST], qmax[HIST];
+    int qmin_head, qmin_n, qmax_head, qmax_n;
     int64_t newest_ms;    /* newest reading evaluated */
     int64_t heard_ms;     /* wall clock of the last reading received (backfilled ones too) */
     int level[RULE__COUNT];
@@ -38,18 +44,69 @@ struct st_state {
 static struct {
     struct st_state **st;
     int n, cap;
+    int *index, slots; /* open addressing by code: E.st position + 1, 0 = empty */
     struct db *db;
     int64_t started_ms; /* wall clock of ews_start: what was heard before is not known */
 } E;
 
 /* ---- state ------------------------------------------------------------------------------------ */
+/* A monotonic queue over push numbers: `keep(v_back, v)` says whether the back entry stays in
+ * front of a new value v (min queue: v_back < v; max queue: v_back > v). */
+static void queue_push(const struct st_state *s, uint32_t *q, int *head, int *n, uint32_t seq,
+                       double v, bool is_min)
+{
+    while (*n > 0 && q[*head] + HIST <= seq) { /* overwritten in the ring */
+        *head = (*head + 1) % HIST;
+        (*n)--;
+    }
+    while (*n > 0) {
+        double back = s->v[q[(*head + *n - 1) % HIST] % HIST];
+        if (is_min ? back < v : back > v)
+            break;
+        (*n)--;
+    }
+    q[(*head + *n) % HIST] = seq;
+    (*n)++;
+}
+
 static void push(struct st_state *s, int64_t t, double v)
 {
+    uint32_t seq = s->pushed++;
     s->t[s->head] = t;
     s->v[s->head] = v;
     s->head = (s->head + 1) % HIST;
     if (s->n < HIST)
         s->n++;
+    queue_push(s, s->qmin, &s->qmin_head, &s->qmin_n, seq, v, true);
+    queue_push(s, s->qmax, &s->qmax_head, &s->qmax_n, seq, v, false);
+}
+
+/* The windows changed (rule parameters): the queues are rebuilt from the ring. */
+static void queues_rebuild(struct st_state *s)
+{
+    s->qmin_head = s->qmin_n = s->qmax_head = s->qmax_n = 0;
+    for (int i = s->n - 1; i >= 0; i--) {
+        uint32_t seq = s->pushed - 1 - (uint32_t)i;
+        double v = s->v[seq % HIST];
+        queue_push(s, s->qmin, &s->qmin_head, &s->qmin_n, seq, v, true);
+        queue_push(s, s->qmax, &s->qmax_head, &s->qmax_n, seq, v, false);
+    }
+}
+
+/* Minimum or maximum over [t - window, t], t being the newest reading's time (rules do not
+ * rewind); INFINITY / -INFINITY when the window is empty. Drops what fell out of the window. */
+static double queue_extreme(struct st_state *s, bool is_min, int64_t t, double window_s)
+{
+    uint32_t *q = is_min ? s->qmin : s->qmax;
+    int *head = is_min ? &s->qmin_head : &s->qmax_head, *n = is_min ? &s->qmin_n : &s->qmax_n;
+    int64_t start = t - (int64_t)(window_s * 1000);
+    while (*n > 0 && s->t[q[*head] % HIST] < start) {
+        *head = (*head + 1) % HIST;
+        (*n)--;
+    }
+    if (*n == 0)
+        return is_min ? INFINITY : -INFINITY;
+    return s->v[q[*head] % HIST];
 }
 
 /* i-th newest (0 = newest). */
@@ -103,23 +160,70 @@ static enum err_code load_history(struct db_conn *c, struct st_state *s, const c
     return ERR_OK;
 }
 
+static size_t code_hash(const char *code)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const char *p = code; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The position in E.st of a station's state, or -1: every reading asks, so not a scan. */
+static int find_state(const char *code)
+{
+    if (!E.slots)
+        return -1;
+    for (size_t i = code_hash(code) & (size_t)(E.slots - 1); E.index[i];
+         i = (i + 1) & (size_t)(E.slots - 1))
+        if (strcmp(E.st[E.index[i] - 1]->code, code) == 0)
+            return E.index[i] - 1;
+    return -1;
+}
+
+/* Adds E.st[E.n - 1] to the index, growing it to keep it at most half full. */
+static bool index_add(void)
+{
+    if (E.n * 2 > E.slots) {
+        int slots = E.slots ? E.slots * 2 : 64;
+        int *idx = calloc((size_t)slots, sizeof *idx);
+        if (!idx)
+            return false;
+        free(E.index);
+        E.index = idx;
+        E.slots = slots;
+        for (int k = 0; k < E.n; k++) {
+            size_t i = code_hash(E.st[k]->code) & (size_t)(slots - 1);
+            while (E.index[i])
+                i = (i + 1) & (size_t)(slots - 1);
+            E.index[i] = k + 1;
+        }
+        return true;
+    }
+    size_t i = code_hash(E.st[E.n - 1]->code) & (size_t)(E.slots - 1);
+    while (E.index[i])
+        i = (i + 1) & (size_t)(E.slots - 1);
+    E.index[i] = E.n;
+    return true;
+}
+
 static struct st_state *state_of(struct db_conn *c, const char *code, const char *kind,
                                  const char *sensor, int64_t t_ms, bool judging, struct err *err)
 {
-    for (int i = 0; i < E.n; i++)
-        if (strcmp(E.st[i]->code, code) == 0) {
-            struct st_state *s = E.st[i];
-            uint64_t gen = atomic_load(&ews__params_generation);
-            if (s->params_gen != gen) {
-                struct sensors_station_info info;
-                if (ews__params_load(c, code, kind, &s->p, err))
-                    return NULL;
-                s->params_gen = gen;
-                if (sensors_station_info(code, &info))
-                    find_rain_gauges(s, info.river);
-            }
-            return s;
+    int found = find_state(code);
+    if (found >= 0) {
+        struct st_state *s = E.st[found];
+        uint64_t gen = atomic_load(&ews__params_generation);
+        if (s->params_gen != gen) {
+            struct sensors_station_info info;
+            if (ews__params_load(c, code, kind, &s->p, err))
+                return NULL;
+            s->params_gen = gen;
+            queues_rebuild(s); /* the windows may have grown */
+            if (sensors_station_info(code, &info))
+                find_rain_gauges(s, info.river);
         }
+        return s;
+    }
     if (E.n == E.cap) {
         int cap = E.cap ? E.cap * 2 : 64;
         struct st_state **p = realloc(E.st, (size_t)cap * sizeof *p);
@@ -156,6 +260,12 @@ static struct st_state *state_of(struct db_conn *c, const char *code, const char
     if (s->n)
         s->newest_ms = s->t[at(s, 0)];
     E.st[E.n++] = s;
+    if (!index_add()) {
+        free(s);
+        E.n--;
+        err_set(err, ERR_INTERNAL, "out of memory in the rule engine");
+        return NULL;
+    }
     return s;
 }
 
@@ -164,6 +274,8 @@ static void forget_all(void)
     for (int i = 0; i < E.n; i++)
         free(E.st[i]);
     E.n = 0;
+    if (E.index)
+        memset(E.index, 0, (size_t)E.slots * sizeof *E.index);
 }
 
 /* ---- rule arithmetic -------------------------------------------------------------------------- */
@@ -236,14 +348,15 @@ static double upstream_rain(const struct st_state *s, int64_t t, bool *known)
 {
     double total = 0;
     *known = false;
-    for (int r = 0; r < s->nrain; r++)
-        for (int i = 0; i < E.n; i++)
-            if (strcmp(E.st[i]->code, s->rain[r]) == 0) {
-                double sum, lo, hi;
-                window_stats(E.st[i], t, 3600, false, &sum, &lo, &hi);
-                total += sum;
-                *known = true;
-            }
+    for (int r = 0; r < s->nrain; r++) {
+        int i = find_state(s->rain[r]);
+        if (i >= 0) {
+            double sum, lo, hi;
+            window_stats(E.st[i], t, 3600, false, &sum, &lo, &hi);
+            total += sum;
+            *known = true;
+        }
+    }
     return total;
 }
 
@@ -268,7 +381,6 @@ static enum err_code eval_water(struct db_conn *c, struct st_state *s, int64_t t
 {
     struct sensors_station_info info;
     const struct ews_params *p = &s->p;
-    double sum, lo, hi;
     if (p->enabled[RULE_LEVEL] && sensors_station_info(s->code, &info) && info.has_thresholds &&
         decide(c, s, RULE_LEVEL,
                with_hold(info.thresholds, v, p->hysteresis_m, p->hold_s, s->level[RULE_LEVEL], t,
@@ -276,7 +388,7 @@ static enum err_code eval_water(struct db_conn *c, struct st_state *s, int64_t t
                v, t, err))
         return err->code;
     if (p->enabled[RULE_RATE_OF_RISE]) {
-        window_stats(s, t, p->rise_window_s, true, &sum, &lo, &hi);
+        double lo = queue_extreme(s, true, t, p->rise_window_s);
         bool rising = isfinite(lo) && v - lo >= p->rise_m;
         if (decide(c, s, RULE_RATE_OF_RISE,
                    latch(rising, p->rise_level, p->hold_s, s->level[RULE_RATE_OF_RISE], t,
@@ -285,7 +397,7 @@ static enum err_code eval_water(struct db_conn *c, struct st_state *s, int64_t t
             return err->code;
     }
     if (p->enabled[RULE_SUDDEN_FALL]) {
-        window_stats(s, t, p->drop_window_s, true, &sum, &lo, &hi);
+        double hi = queue_extreme(s, false, t, p->drop_window_s);
         bool known;
         double rain = upstream_rain(s, t, &known);
         /* without a rain gauge the fall alone is reported: operators judge */
@@ -382,10 +494,8 @@ static void check_silent(struct db_conn *c, int64_t now_s)
         struct sensors_station_info info;
         if (!sensors_station_info(json_string_value(code), &info) || info.newest_ms == 0)
             continue;
-        struct st_state *s = NULL;
-        for (int k = 0; k < E.n && !s; k++)
-            if (strcmp(E.st[k]->code, info.code) == 0)
-                s = E.st[k];
+        int k = find_state(info.code);
+        struct st_state *s = k >= 0 ? E.st[k] : NULL;
         int64_t limit_ms = 2 * (int64_t)info.interval_s * 1000;
         int64_t heard = s && s->heard_ms > E.started_ms ? s->heard_ms : E.started_ms;
         bool silent = now_s * 1000 - info.newest_ms > limit_ms && now_s * 1000 - heard > limit_ms;
@@ -445,5 +555,8 @@ void ews_stop(void)
     forget_all();
     free(E.st);
     E.st = NULL;
+    free(E.index);
+    E.index = NULL;
+    E.slots = 0;
     E.cap = 0;
 }

@@ -168,12 +168,18 @@ char *mqtt_metrics_text(size_t *len)
                 "started ($SYS/broker/publish/messages/dropped: full queues).\n"
                 "# TYPE sinergi_mqtt_broker_dropped_messages gauge\n"
                 "sinergi_mqtt_broker_dropped_messages %llu\n"
+                "# HELP sinergi_mqtt_broker_dropped_known 1 when the broker reported its drop "
+                "count since sinergi last connected; 0: drops made while sinergi was away may "
+                "be missing from the count above (see the broker's log).\n"
+                "# TYPE sinergi_mqtt_broker_dropped_known gauge\n"
+                "sinergi_mqtt_broker_dropped_known %d\n"
                 "# HELP sinergi_mqtt_connected 1 while the ingest client is connected to the "
                 "broker.\n# TYPE sinergi_mqtt_connected gauge\nsinergi_mqtt_connected %d\n"
                 "# HELP sinergi_mqtt_accounts_pending Station account changes not yet applied "
                 "on the broker.\n# TYPE sinergi_mqtt_accounts_pending gauge\n"
                 "sinergi_mqtt_accounts_pending %d\n",
                 (unsigned long long)atomic_load(&mqtt__counters.broker_dropped),
+                atomic_load(&mqtt__counters.broker_dropped_known),
                 atomic_load(&mqtt__counters.connected),
                 atomic_load(&mqtt__counters.accounts_pending));
     return buf_detach(&b, len);

@@ -12,7 +12,11 @@
  * last autosave_interval (1 s) and had not yet delivered; a power loss of the machine loses
  * spooled messages not yet fdatasync'ed (mqtt_spool_fsync_ms, 1 s) nor committed; beyond
  * max_queued_messages per client (1,000,000) the broker drops, and every drop is counted on
- * /metrics (sinergi_mqtt_broker_dropped_messages) and logged. QoS 0 is at most once from the
+ * /metrics (sinergi_mqtt_broker_dropped_messages) and logged, with one gap: Mosquitto 2.0
+ * hands its retained drop counter to a new subscriber only within a minute of its last change,
+ * so when sinergi reconnects later than that the drops made while it was away arrive only with
+ * the next drop; until a value arrives after a connect, sinergi_mqtt_broker_dropped_known is 0
+ * (the broker's log names every drop). QoS 0 is at most once from the
  * device to the broker; the broker queues it for sinergi like QoS 1 (queue_qos0_messages), and
  * once received it is spooled the same way. */
 #ifndef SINERGI_MQTT_H

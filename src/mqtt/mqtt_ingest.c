@@ -87,6 +87,7 @@ static void on_dropped(const struct mosquitto_message *msg)
     if (end == num)
         return;
     uint64_t old = atomic_exchange(&mqtt__counters.broker_dropped, v);
+    atomic_store(&mqtt__counters.broker_dropped_known, 1);
     if (v > old)
         log_warn("event=mqtt_broker_dropped total=%llu new=%llu hint=\"raise max_queued_messages "
                  "in etc/mosquitto.conf.in or keep sinergi connected\"",
@@ -123,6 +124,7 @@ static void on_connect(struct mosquitto *m, void *ctx, int rc, int flags)
         return;
     }
     atomic_store(&mqtt__counters.connected, 1);
+    atomic_store(&mqtt__counters.broker_dropped_known, 0); /* until the broker says it again */
     atomic_store(&in.conn.up, true);
     /* Subscribed again each time: harmless when the session kept it, needed when it did not. */
     mosquitto_subscribe(m, NULL, MQTT_INGEST_PREFIX "+", 1);

@@ -65,6 +65,10 @@ struct mqtt__counters {
     atomic_uint_fast64_t received, stored, duplicates, rejected, malformed, unknown_station,
         commit_failures, replayed, spool_errors, broker_dropped, account_errors;
     atomic_int connected, enabled, accounts_pending;
+    /* 1 once the broker's drop counter arrived since the last connect: Mosquitto 2.0 stops
+     * handing its retained $SYS value to new subscribers a minute after it last changed, so
+     * after a long absence the count of drops made meanwhile may never arrive */
+    atomic_int broker_dropped_known;
 };
 extern struct mqtt__counters mqtt__counters;
 

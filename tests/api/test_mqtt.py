@@ -439,6 +439,7 @@ class MqttDropsTest(unittest.TestCase, MqttEnv):
                 return m if stored + m["sinergi_mqtt_broker_dropped_messages"] == n else None
             m = wait_until(settled, 30, what="stored + dropped to account for every message")
             self.assertGreater(m["sinergi_mqtt_broker_dropped_messages"], 0)
+            self.assertEqual(m["sinergi_mqtt_broker_dropped_known"], 1)
             self.assertLess(m["sinergi_mqtt_readings_stored_total"], n)
             self.assertIn("event=mqtt_broker_dropped", self.d.log_text())
         finally:
