@@ -30,6 +30,15 @@ $(BUILD)/sinergi: $(LIB_OBJ) $(MAIN_OBJ)
 	@echo "  LINK $@"
 	@$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The version (git describe) is compiled into two objects: they rebuild when it changes.
+VERSION_STAMP := $(BUILD)/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/src/http/ops_http.o $(BUILD)/src/notify/webhook_send.o: $(VERSION_STAMP)
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC   $<"
