@@ -313,7 +313,7 @@ static enum err_code blocks_have(struct db_conn *c, struct series *s, int64_t t_
         S.dec_t1 = t1;
     }
     struct store_pt key = {.t_ms = t_ms};
-    *out = bsearch(&key, S.dec, S.ndec, sizeof key, cmp_pt) != NULL;
+    *out = S.ndec && bsearch(&key, S.dec, S.ndec, sizeof key, cmp_pt) != NULL;
     return ERR_OK;
 }
 
@@ -324,7 +324,7 @@ enum err_code store__has(struct db_conn *c, struct series *s, int64_t t_ms, bool
     if (t_ms > s->newest_ms)
         return ERR_OK; /* the usual case: newer than anything stored */
     struct store_pt key = {.t_ms = t_ms};
-    if (bsearch(&key, s->a, s->n_committed, sizeof key, cmp_pt)) {
+    if (s->n_committed && bsearch(&key, s->a, s->n_committed, sizeof key, cmp_pt)) {
         *out = true;
         return ERR_OK;
     }
@@ -1146,7 +1146,8 @@ enum err_code store__export(struct db_conn *c,
     db_done(st);
     if (err->code || db_prepare(c, &st, sql_blocks, err))
         goto out;
-    qsort(lg, nl, sizeof *lg, cmp_logged);
+    if (nl > 1)
+        qsort(lg, nl, sizeof *lg, cmp_logged);
     /* Blocks come in (sensor, t0) order: a sensor's readings are gathered, then merged with its
      * logged ones in time order. A reading in both (the log keeps rows until a compaction round
      * ends; a crash may leave them) is given once. */

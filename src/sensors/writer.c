@@ -73,6 +73,11 @@ static struct {
     } *closed;
     size_t nclosed, closed_cap;
     size_t sweep_pos, sweep_end; /* the sweep under way writes closed[sweep_pos..sweep_end) */
+    struct event_buf {
+        char *p;
+        size_t len, cap;
+        bool failed;
+    } ev; /* the live event being written (publish) */
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* ---- per-sensor state --------------------------------------------------------------------- */
@@ -282,7 +287,8 @@ static void sweep_step(int64_t now, bool all)
     if (w.sweep_pos == w.sweep_end) { /* a new sweep: what is closed now */
         w.sweep_pos = 0;
         w.sweep_end = w.nclosed;
-        qsort(w.closed, w.sweep_end, sizeof *w.closed, by_bucket_key);
+        if (w.sweep_end > 1)
+            qsort(w.closed, w.sweep_end, sizeof *w.closed, by_bucket_key);
     }
     size_t to = all || w.sweep_end - w.sweep_pos <= SWEEP_CHUNK ? w.sweep_end
                                                                  : w.sweep_pos + SWEEP_CHUNK;
@@ -323,8 +329,9 @@ static void sweep_step(int64_t now, bool all)
                   (double)(clock_mono_ns() - t0) / 1e6);
         w.sweep_pos = to;
         if (last) { /* keep what closed meanwhile for the next sweep */
-            memmove(w.closed, w.closed + w.sweep_end,
-                    (w.nclosed - w.sweep_end) * sizeof *w.closed);
+            if (w.nclosed > w.sweep_end)
+                memmove(w.closed, w.closed + w.sweep_end,
+                        (w.nclosed - w.sweep_end) * sizeof *w.closed);
             w.nclosed -= w.sweep_end;
             w.sweep_pos = w.sweep_end = 0;
         }
@@ -449,12 +456,6 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
  * reading is its sensor's newest, and building these with jansson was a third of the writer
  * thread. Codes and sensor names are [a-z0-9_-] (checked when created), kind and QC names are
  * constants: nothing needs escaping. */
-struct event_buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
 static void ev_put(struct event_buf *e, const char *s, size_t n)
 {
     if (e->failed)
@@ -525,7 +526,7 @@ static void publish(struct ingest_batch *b)
     /* The batch is sorted by (station, sensor, time): the newest stored reading of each sensor
      * is the last stored one of its run. Only those reach the latest view and the live event,
      * so the cost is per sensor, not per reading. */
-    static _Thread_local struct event_buf e;
+    struct event_buf e = w.ev; /* reused: the writer thread's own */
     int64_t t_cached = INT64_MIN;
     char t[CLOCK_FMT_LEN] = "";
     bool any = false, open = false;
@@ -570,6 +571,7 @@ static void publish(struct ingest_batch *b)
             any = true;
         }
     }
+    w.ev = e;
     if (any)
         sensors__latest_dirty();
 }
@@ -757,6 +759,8 @@ void sensors__writer_stop(void)
     free(w.states);
     free(w.undo);
     free(w.closed);
+    free(w.ev.p);
+    w.ev = (struct event_buf){0};
     w.closed = NULL;
     w.nclosed = w.closed_cap = w.sweep_pos = w.sweep_end = 0;
     w.states = w.undo = NULL;
