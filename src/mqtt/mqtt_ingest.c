@@ -60,6 +60,7 @@ void mqtt__ingest_payload(const char *code, const char *payload, size_t len, str
     if (replay)
         atomic_fetch_add(&mqtt__counters.replayed, 1);
     if (ingest_prepare(NULL, code, payload, len, &b, &err) == ERR_OK) {
+        ingest_batch_unhurried(b); /* spooled: the device's PUBACK does not wait for it */
         ingest_submit(b, on_committed, seg);
         return;
     }

@@ -48,6 +48,11 @@ int ingest_batch_count(const struct ingest_batch *b)
     return b->n;
 }
 
+void ingest_batch_unhurried(struct ingest_batch *b)
+{
+    b->unhurried = true;
+}
+
 /* Who sent the pack: one station's device, or a gateway of an OPD. */
 struct sender {
     const struct station_def *station; /* NULL for a gateway */

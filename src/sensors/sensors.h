@@ -91,6 +91,9 @@ void ingest_submit(struct ingest_batch *b, ingest_done_fn done, void *ctx);
 void ingest_batch_free(struct ingest_batch *b);
 /* Accepted readings in a prepared batch. */
 int ingest_batch_count(const struct ingest_batch *b);
+/* Nobody waits for this batch's answer (its readings are safe elsewhere, as MQTT's spool):
+ * the writer may hold it up to 20 ms to commit it together with others. */
+void ingest_batch_unhurried(struct ingest_batch *b);
 
 /* ---- observers of stored readings (the early warning) ------------------------------------ */
 struct sensors_reading_info {

@@ -143,6 +143,9 @@ struct ingest_batch {
     int n, records;
     struct reading *items;
     json_t *rejected;
+    /* nobody waits for this batch's answer (MQTT: spooled and acknowledged already), so the
+     * writer may hold it a little to commit it with more */
+    bool unhurried;
     /* filled by the writer */
     int inserted, duplicates;
     ingest_done_fn done;

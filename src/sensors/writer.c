@@ -20,6 +20,9 @@
 #include "core/banned.h"
 
 #define NO_WATERMARK INT64_MAX
+/* Unhurried batches (nobody waits for them) are committed at most every LINGER_MS while fewer
+ * than LINGER_READINGS are queued: a commit costs an fsync and WAL frames whatever its size. */
+enum { LINGER_MS = 20, LINGER_READINGS = 10000 };
 enum { MAX_TXN_READINGS = 50000, QUEUE_LIMIT = 400000, SWEEP_EVERY_S = 5, NSTEPS = 2,
        CLOSED_MAX = 200000 /* closed buckets held before a sweep is forced */ };
 static const int64_t steps[NSTEPS] = {600, 3600};
@@ -56,6 +59,8 @@ static struct {
     pthread_cond_t wake;
     struct ingest_batch *head, *tail;
     int64_t queued;
+    int hurried;               /* queued batches someone waits for */
+    uint64_t last_commit_ns;   /* when the last group commit began (monotonic) */
     bool stopping, running;
     /* owned by the writer thread */
     struct sstate *states;
@@ -636,6 +641,7 @@ static struct ingest_batch *take_queue(void)
     int64_t n = 0;
     for (struct ingest_batch *b = w.head; b && n < MAX_TXN_READINGS; b = b->next) {
         n += b->n;
+        w.hurried -= !b->unhurried;
         last = b;
     }
     w.head = last->next;
@@ -661,7 +667,22 @@ static void *writer_main(void *arg)
             if (pthread_cond_timedwait(&w.wake, &w.lock, &until) != 0)
                 break;
         }
+        /* only unhurried batches, and not many: let more join them */
+        while (w.head && !w.hurried && !w.stopping && w.queued < LINGER_READINGS) {
+            uint64_t due = w.last_commit_ns + (uint64_t)LINGER_MS * 1000000u;
+            uint64_t now_ns = clock_mono_ns();
+            if (now_ns >= due)
+                break;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t ns = (uint64_t)until.tv_nsec + (due - now_ns);
+            until.tv_sec += (time_t)(ns / 1000000000u);
+            until.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&w.wake, &w.lock, &until);
+        }
         struct ingest_batch *list = w.head ? take_queue() : NULL;
+        if (list)
+            w.last_commit_ns = clock_mono_ns();
         bool stop = w.stopping && !w.head && !list;
         pthread_cond_broadcast(&w.wake); /* room in the queue for waiting producers */
         pthread_mutex_unlock(&w.lock);
@@ -701,6 +722,7 @@ void sensors__writer_enqueue(struct ingest_batch *b)
         w.head = b;
     w.tail = b;
     w.queued += b->n;
+    w.hurried += !b->unhurried;
     pthread_cond_broadcast(&w.wake);
     pthread_mutex_unlock(&w.lock);
 }
