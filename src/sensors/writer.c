@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "events/events.h"
@@ -78,11 +79,7 @@ static struct {
     } *closed;
     size_t nclosed, closed_cap;
     size_t sweep_pos, sweep_end; /* the sweep under way writes closed[sweep_pos..sweep_end) */
-    struct event_buf {
-        char *p;
-        size_t len, cap;
-        bool failed;
-    } ev; /* the live event being written (publish) */
+    struct buf ev; /* the live event being written (publish), reused */
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* ---- per-sensor state --------------------------------------------------------------------- */
@@ -461,35 +458,16 @@ static enum err_code store_reading(struct ingest_batch *b, struct reading *r, st
  * reading is its sensor's newest, and building these with jansson was a third of the writer
  * thread. Codes and sensor names are [a-z0-9_-] (checked when created), kind and QC names are
  * constants: nothing needs escaping. */
-static void ev_put(struct event_buf *e, const char *s, size_t n)
+/* Appends `s`; a failure (no memory, or an event beyond EVENTS_DATA_MAX) sticks in *failed. */
+static void ev_puts(struct buf *e, bool *failed, const char *s)
 {
-    if (e->failed)
-        return;
-    if (e->len + n + 1 > e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 4096;
-        while (cap < e->len + n + 1)
-            cap *= 2;
-        char *p = realloc(e->p, cap);
-        if (!p) {
-            e->failed = true;
-            return;
-        }
-        e->p = p;
-        e->cap = cap;
-    }
-    memcpy(e->p + e->len, s, n);
-    e->len += n;
-    e->p[e->len] = 0;
-}
-
-static void ev_puts(struct event_buf *e, const char *s)
-{
-    ev_put(e, s, strlen(s));
+    if (!*failed && buf_appends(e, s) != ERR_OK)
+        *failed = true;
 }
 
 /* A JSON number for a finite double: readings are mostly decimals with a few fractional
  * digits, written exactly and fast; anything else as %.10g, as jansson was asked to. */
-static void ev_number(struct event_buf *e, double v)
+static void ev_number(struct buf *e, bool *failed, double v)
 {
     char tmp[40];
     int n;
@@ -522,7 +500,8 @@ static void ev_number(struct event_buf *e, double v)
     } else {
         n = snprintf(tmp, sizeof tmp, "%.10g", v);
     }
-    ev_put(e, tmp, (size_t)n);
+    tmp[n] = 0;
+    ev_puts(e, failed, tmp);
 }
 
 /* After commit: latest values and one coalescing live event per station of each batch. */
@@ -531,7 +510,8 @@ static void publish(struct ingest_batch *b)
     /* The batch is sorted by (station, sensor, time): the newest stored reading of each sensor
      * is the last stored one of its run. Only those reach the latest view and the live event,
      * so the cost is per sensor, not per reading. */
-    struct event_buf e = w.ev; /* reused: the writer thread's own */
+    struct buf *e = &w.ev;
+    bool failed = false;
     int64_t t_cached = INT64_MIN;
     char t[CLOCK_FMT_LEN] = "";
     bool any = false, open = false;
@@ -547,36 +527,35 @@ static void publish(struct ingest_batch *b)
                 clock_fmt_utc(t, t_cached);
             }
             if (!open) {
-                e.len = 0;
-                e.failed = false;
-                ev_puts(&e, "{\"station\":\"");
-                ev_puts(&e, bs->code);
-                ev_puts(&e, "\",\"kind\":\"");
-                ev_puts(&e, sensors__kind_name(bs->kind));
-                ev_puts(&e, "\",\"values\":{");
+                e->len = 0;
+                failed = false;
+                ev_puts(e, &failed, "{\"station\":\"");
+                ev_puts(e, &failed, bs->code);
+                ev_puts(e, &failed, "\",\"kind\":\"");
+                ev_puts(e, &failed, sensors__kind_name(bs->kind));
+                ev_puts(e, &failed, "\",\"values\":{");
                 open = true;
             } else {
-                ev_puts(&e, ",");
+                ev_puts(e, &failed, ",");
             }
-            ev_puts(&e, "\"");
-            ev_puts(&e, r->sensor);
-            ev_puts(&e, "\":{\"v\":");
-            ev_number(&e, r->v);
-            ev_puts(&e, ",\"qc\":\"");
-            ev_puts(&e, sensors__qc_name(r->qc));
-            ev_puts(&e, "\",\"t\":\"");
-            ev_puts(&e, t);
-            ev_puts(&e, "\"}");
+            ev_puts(e, &failed, "\"");
+            ev_puts(e, &failed, r->sensor);
+            ev_puts(e, &failed, "\":{\"v\":");
+            ev_number(e, &failed, r->v);
+            ev_puts(e, &failed, ",\"qc\":\"");
+            ev_puts(e, &failed, sensors__qc_name(r->qc));
+            ev_puts(e, &failed, "\",\"t\":\"");
+            ev_puts(e, &failed, t);
+            ev_puts(e, &failed, "\"}");
         }
         if (last_of_station && open) {
-            ev_puts(&e, "}}");
-            if (!e.failed)
-                events_publish("reading", bs->code, sensors__kind_name(bs->kind), e.p, true);
+            ev_puts(e, &failed, "}}");
+            if (!failed)
+                events_publish("reading", bs->code, sensors__kind_name(bs->kind), e->ptr, true);
             open = false;
             any = true;
         }
     }
-    w.ev = e;
     if (any)
         sensors__latest_dirty();
 }
@@ -744,6 +723,7 @@ enum err_code sensors__writer_start(struct db *db, struct err *err)
     w.conn = db_acquire(db);
     w.watermark = NO_WATERMARK;
     w.last_sweep = clock_now_s();
+    buf_init(&w.ev, EVENTS_DATA_MAX);
     if (!grow_states())
         return err_set(err, ERR_INTERNAL, "out of memory");
     store__writer_thread(true); /* this thread acts as the writer until the writer runs */
@@ -781,8 +761,7 @@ void sensors__writer_stop(void)
     free(w.states);
     free(w.undo);
     free(w.closed);
-    free(w.ev.p);
-    w.ev = (struct event_buf){0};
+    buf_release(&w.ev);
     w.closed = NULL;
     w.nclosed = w.closed_cap = w.sweep_pos = w.sweep_end = 0;
     w.states = w.undo = NULL;

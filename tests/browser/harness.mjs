@@ -20,7 +20,6 @@ export function freePort() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Daemon {
   constructor({ env = {}, args = [] } = {}) {
@@ -132,4 +131,3 @@ export async function axeSerious(page) {
     .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
 }
 
-export { sleep };
