@@ -557,7 +557,7 @@ static void publish(struct ingest_batch *b)
         }
     }
     if (any)
-        sensors__latest_dirty();
+        sensors__latest_dirty(false);
 }
 
 static void finish(struct ingest_batch *b, enum err_code rc)
@@ -694,6 +694,11 @@ void sensors__writer_enqueue(struct ingest_batch *b)
      * nothing is dropped. */
     while (w.queued >= QUEUE_LIMIT && !w.stopping)
         pthread_cond_wait(&w.wake, &w.lock);
+    /* The writer is woken only when it has a reason: the queue was empty, the first batch
+     * somebody waits for, or enough to end its linger. A wake-up per MQTT message cost a
+     * context switch each (the writer re-checked and slept again). */
+    bool wake = !w.head || (!b->unhurried && w.hurried == 0) ||
+                (w.queued < LINGER_READINGS && w.queued + b->n >= LINGER_READINGS);
     b->next = NULL;
     if (w.tail)
         w.tail->next = b;
@@ -702,7 +707,8 @@ void sensors__writer_enqueue(struct ingest_batch *b)
     w.tail = b;
     w.queued += b->n;
     w.hurried += !b->unhurried;
-    pthread_cond_broadcast(&w.wake);
+    if (wake)
+        pthread_cond_broadcast(&w.wake);
     pthread_mutex_unlock(&w.lock);
 }
 
