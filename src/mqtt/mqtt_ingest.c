@@ -1,7 +1,8 @@
 /* mqtt_ingest: sinergi's subscription to sinergi/ingest/+ . A fixed client id with
  * clean_session = false, so the broker keeps the subscription and queues QoS 1 messages while
- * sinergi is down. Each message is spooled (mqtt_spool.c) before on_message returns; libmosquitto
- * in threaded mode sends the PUBACK only after that. Then the payload goes through the same
+ * sinergi is down. The connection reads messages in bursts (mqtt_conn.c); each is checked and
+ * staged, and at the burst's end all are spooled with one write (mqtt_spool.c) before any of
+ * their PUBACKs leave (threaded mode only queues them). The payload goes through the same
  * SenML checks as HTTP ingest, for the station named by the topic (the broker authenticated the
  * device and enforced the topic). Also counts what the broker reports as dropped. */
 #include <mosquitto.h>
@@ -18,8 +19,15 @@
 #include "sensors/sensors.h"
 #include "core/banned.h"
 
+enum { BURST_MESSAGES = 512, BURST_BYTES = 1 << 20 };
+
 static struct {
     struct mqtt__conn conn;
+    struct { /* messages read in this burst, staged and not yet submitted */
+        struct ingest_batch *b;
+        bool spooled;
+    } burst[BURST_MESSAGES];
+    int nburst;
     uint64_t last_bad_log_ns; /* the connection's thread only */
     uint64_t bad_suppressed;
 } in;
@@ -52,17 +60,15 @@ static void on_committed(const struct ingest_result *res, void *ctx)
     mqtt__spool_done(ctx, res->rc != ERR_OK);
 }
 
-void mqtt__ingest_payload(const char *code, const char *payload, size_t len, struct spool_seg *seg,
-                          bool replay)
+/* The payload as a batch for the writer, or NULL when it is refused (counted). */
+static struct ingest_batch *prepare(const char *code, const char *payload, size_t len,
+                                    bool replay)
 {
     struct err err = ERR_INIT;
     struct ingest_batch *b;
-    if (replay)
-        atomic_fetch_add(&mqtt__counters.replayed, 1);
     if (ingest_prepare(NULL, code, payload, len, &b, &err) == ERR_OK) {
         ingest_batch_unhurried(b); /* spooled: the device's PUBACK does not wait for it */
-        ingest_submit(b, on_committed, seg);
-        return;
+        return b;
     }
     if (err.code == ERR_UNAUTHENTICATED) { /* the station was deleted */
         atomic_fetch_add(&mqtt__counters.unknown_station, 1);
@@ -73,7 +79,19 @@ void mqtt__ingest_payload(const char *code, const char *payload, size_t len, str
         if (!replay)
             log_refused(code, "not_senml", err.code);
     }
-    mqtt__spool_done(seg, false);
+    return NULL;
+}
+
+void mqtt__ingest_payload(const char *code, const char *payload, size_t len, struct spool_seg *seg,
+                          bool replay)
+{
+    if (replay)
+        atomic_fetch_add(&mqtt__counters.replayed, 1);
+    struct ingest_batch *b = prepare(code, payload, len, replay);
+    if (b)
+        ingest_submit(b, on_committed, seg);
+    else
+        mqtt__spool_done(seg, false);
 }
 
 static void on_dropped(const struct mosquitto_message *msg)
@@ -95,6 +113,8 @@ static void on_dropped(const struct mosquitto_message *msg)
                  v, v - (unsigned long long)old);
 }
 
+static void on_burst_end(void);
+
 static void on_message(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg)
 {
     if (strcmp(msg->topic, MQTT_DROPPED_TOPIC) == 0) {
@@ -113,9 +133,31 @@ static void on_message(struct mosquitto *m, void *ctx, const struct mosquitto_me
                     len ? "too_big_or_bad_topic" : "empty", ERR_INVALID);
         return;
     }
-    /* On disk before this returns, and so before the broker gets its PUBACK. */
-    struct spool_seg *seg = mqtt__spool_append(code, msg->payload, len);
-    mqtt__ingest_payload(code, msg->payload, len, seg, false);
+    /* Refused messages are not spooled: a replay would refuse them again. */
+    struct ingest_batch *b = prepare(code, msg->payload, len, false);
+    if (!b)
+        return;
+    if (in.nburst == BURST_MESSAGES) /* burst_full keeps this from happening */
+        on_burst_end();
+    in.burst[in.nburst].b = b;
+    in.burst[in.nburst].spooled = mqtt__spool_stage(code, msg->payload, len);
+    in.nburst++;
+}
+
+/* The end of a read burst, before any of its PUBACKs leave: the staged messages reach the spool
+ * with one write, then go to the writer. */
+static void on_burst_end(void)
+{
+    struct spool_seg *seg = mqtt__spool_flush();
+    for (int i = 0; i < in.nburst; i++)
+        ingest_submit(in.burst[i].b, on_committed, in.burst[i].spooled ? seg : NULL);
+    in.nburst = 0;
+}
+
+/* A burst ends early when it holds many messages or many bytes. */
+static bool burst_full(void)
+{
+    return in.nburst >= BURST_MESSAGES || mqtt__spool_staged_bytes() >= BURST_BYTES;
 }
 
 static void on_connect(struct mosquitto *m, void *ctx, int rc, int flags)
@@ -158,7 +200,7 @@ static bool ingest_stopping(void)
 }
 
 /* Before the first connect: the account keeper has set the service account's password. */
-static bool prepare(struct mqtt__conn *c)
+static bool prepare_client(struct mqtt__conn *c)
 {
     char pw[MQTT_PASSWORD_MAX];
     if (!mqtt__service_password(pw, ingest_stopping))
@@ -181,7 +223,8 @@ enum err_code mqtt__ingest_start(struct err *err)
     mosquitto_subscribe_callback_set(m, on_subscribe);
     mosquitto_message_callback_set(m, on_message);
     in.conn = (struct mqtt__conn){
-        .mosq = m, .what = "ingest", .prepare = prepare, .tick = mqtt__spool_tick};
+        .mosq = m, .what = "ingest", .prepare = prepare_client, .tick = mqtt__spool_tick,
+        .burst_end = on_burst_end, .burst_full = burst_full};
     if (mqtt__conn_start(&in.conn, err)) {
         mosquitto_destroy(m);
         return err->code;

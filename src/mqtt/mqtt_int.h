@@ -50,6 +50,12 @@ struct mqtt__conn {
     const char *what;                      /* "admin", "ingest": for the log */
     bool (*prepare)(struct mqtt__conn *c); /* before the first connect; false = give up */
     void (*tick)(void);                    /* between packets, about every 100 ms */
+    /* Set: the connection reads every packet waiting (a burst, bounded) and calls this before
+     * any packet leaves, so what the callbacks of a burst kept can be written once. Unset:
+     * mosquitto_loop, one packet at a time. */
+    void (*burst_end)(void);
+    /* Set with burst_end: true ends a burst early (what it keeps is large). */
+    bool (*burst_full)(void);
     atomic_bool up; /* the owner's on_connect sets it on an accepted CONNACK */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -86,10 +92,15 @@ struct spool_seg;
 enum err_code mqtt__spool_open(const char *dir, int fsync_ms, struct err *err);
 /* Ingests every message left in the spool by an earlier run and waits for the commits. */
 enum err_code mqtt__spool_replay(struct err *err);
-/* Appends one message (write(2): it survives a crash of this process from here on). Returns
- * the segment to pass to mqtt__spool_done, or NULL when the spool could not be written
- * (counted and logged; the message is still ingested). Ingest thread only. */
-struct spool_seg *mqtt__spool_append(const char *code, const void *payload, size_t len);
+/* Stages one message for the next flush (ingest thread only); false when out of memory
+ * (counted and logged; the message is then ingested without a spool record). */
+bool mqtt__spool_stage(const char *code, const void *payload, size_t len);
+size_t mqtt__spool_staged_bytes(void);
+/* Writes every staged message with one write(2) (from then on it survives a crash of this
+ * process). Returns the segment to pass to mqtt__spool_done once per staged message, or NULL
+ * when nothing was staged or the spool could not be written (counted and logged; the messages
+ * are still ingested). Ingest thread only. */
+struct spool_seg *mqtt__spool_flush(void);
 /* The message is finished: committed (or refused for good), or `failed` when storing failed and
  * the segment must be kept for replay at the next start. Any thread. */
 void mqtt__spool_done(struct spool_seg *seg, bool failed);

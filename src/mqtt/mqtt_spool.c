@@ -1,7 +1,8 @@
 /* mqtt_spool: messages received from the broker, on disk before the broker learns they arrived.
- * libmosquitto 2.0 in threaded mode sends a QoS 1 PUBACK only after on_message returns, and
- * on_message first appends the message here with one write(2). From then on a kill -9 of
- * sinergi cannot lose it: the kernel holds the bytes and the next start replays them. Power loss
+ * libmosquitto 2.0 in threaded mode only queues a QoS 1 PUBACK; the ingest connection reads a
+ * burst of messages, on_message stages each here, and the burst's records reach the segment
+ * with one write(2) before any of the burst's PUBACKs leave (mqtt_conn.c). From then on a kill
+ * -9 of sinergi cannot lose them: the kernel holds the bytes and the next start replays them. Power loss
  * can lose what was written since the last fdatasync (every mqtt_spool_fsync_ms) and not yet
  * committed to the database.
  *
@@ -30,6 +31,7 @@ enum {
     SPOOL_MAGIC = 0x314c5053, /* "SPL1" */
     SEG_MAX = 4 << 20,        /* a segment is sealed at this size */
     SEG_AGE_MS = 1000,        /* ... or when it is this old: a replay repeats at most ~1 s */
+    STAGE_KEEP = 4 << 20,     /* a staging buffer larger than this is freed after its flush */
 };
 
 struct rec_header {
@@ -215,28 +217,73 @@ enum err_code mqtt__spool_open(const char *dir, int fsync_ms, struct err *err)
     return ERR_OK;
 }
 
-struct spool_seg *mqtt__spool_append(const char *code, const void *payload, size_t len)
+/* Records staged by the ingest thread during one read burst, written by mqtt__spool_flush. */
+static struct {
+    char *buf;
+    size_t len, cap;
+    int64_t n;
+} stage;
+
+bool mqtt__spool_stage(const char *code, const void *payload, size_t len)
 {
     uint32_t code_len = (uint32_t)strlen(code);
     struct rec_header h = {SPOOL_MAGIC, record_crc(code_len, (uint32_t)len, code, payload),
                            code_len, (uint32_t)len};
-    struct iovec iov[3] = {{&h, sizeof h}, {(void *)code, code_len}, {(void *)payload, len}};
     size_t total = sizeof h + code_len + len;
+    if (stage.len + total > stage.cap) {
+        size_t cap = stage.cap ? stage.cap : 64 * 1024;
+        while (cap < stage.len + total)
+            cap *= 2;
+        char *p = realloc(stage.buf, cap);
+        if (!p) {
+            pthread_mutex_lock(&sp.lock);
+            error_throttled("stage", ENOMEM);
+            pthread_mutex_unlock(&sp.lock);
+            return false;
+        }
+        stage.buf = p;
+        stage.cap = cap;
+    }
+    memcpy(stage.buf + stage.len, &h, sizeof h);
+    memcpy(stage.buf + stage.len + sizeof h, code, code_len);
+    memcpy(stage.buf + stage.len + sizeof h + code_len, payload, len);
+    stage.len += total;
+    stage.n++;
+    return true;
+}
+
+size_t mqtt__spool_staged_bytes(void)
+{
+    return stage.len;
+}
+
+struct spool_seg *mqtt__spool_flush(void)
+{
+    if (stage.n == 0)
+        return NULL;
     pthread_mutex_lock(&sp.lock);
     if (sp.cur && sp.cur->bytes >= SEG_MAX)
         seg_seal(sp.cur);
     struct spool_seg *s = sp.cur ? sp.cur : seg_open();
     if (s) {
-        ssize_t n = writev(s->fd, iov, 3);
-        if (n != (ssize_t)total) {
+        size_t off = 0;
+        while (off < stage.len) {
+            ssize_t n = write(s->fd, stage.buf + off, stage.len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        if (off != stage.len) {
             /* A torn record ends the segment: replay stops there, so nothing may follow it. */
-            error_throttled("write", n < 0 ? errno : ENOSPC);
+            error_throttled("write", errno ? errno : ENOSPC);
             seg_seal(s);
             s = NULL;
         } else {
-            s->bytes += total;
-            s->appended++;
-            sp.inflight++;
+            s->bytes += stage.len;
+            s->appended += stage.n;
+            sp.inflight += stage.n;
             sp.dirty = true;
             if (sp.fsync_ms == 0) {
                 if (fdatasync(s->fd) != 0)
@@ -246,6 +293,13 @@ struct spool_seg *mqtt__spool_append(const char *code, const void *payload, size
         }
     }
     pthread_mutex_unlock(&sp.lock);
+    stage.len = 0;
+    stage.n = 0;
+    if (stage.cap > STAGE_KEEP) { /* one huge message does not keep its buffer */
+        free(stage.buf);
+        stage.buf = NULL;
+        stage.cap = 0;
+    }
     return s;
 }
 
@@ -435,6 +489,10 @@ void mqtt__spool_close(void)
                   (long long)sp.inflight);
     if (sp.cur)
         seg_seal(sp.cur);
+    free(stage.buf);
+    stage.buf = NULL;
+    stage.len = stage.cap = 0;
+    stage.n = 0;
     while (sp.head && sp.inflight == 0) { /* sealed, a commit failed: the files stay */
         struct spool_seg *s = sp.head;
         sp.head = s->next;
