@@ -82,6 +82,9 @@ void http_reply_empty(struct http_req *r, unsigned status);
 enum { HTTP_GZIP_MIN_BYTES = 1024 };
 /* True when the request's Accept-Encoding takes gzip ("gzip;q=0" does not). */
 bool http_accepts_gzip(struct http_req *r);
+/* True when the client asks for a reply not served from a cache: Cache-Control: no-cache (or
+ * max-age=0) or Pragma: no-cache (RFC 9111 §5.2.1). */
+bool http_wants_fresh(struct http_req *r);
 /* A body the caller already gzip-compressed (a cached copy, core/gzip.h), for a request that
  * http_accepts_gzip: sent as it is with Content-Encoding: gzip. `gz` is copied. */
 void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, const char *gz,

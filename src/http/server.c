@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,6 +274,33 @@ void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, 
 bool http_accepts_gzip(struct http_req *r)
 {
     return static__accepts_gzip(http_header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+}
+
+/* True when the comma-separated header value holds `token` (case-insensitive, OWS around). */
+static bool has_token(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    while (v && *v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *end = v;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - v) == n && strncasecmp(v, token, n) == 0)
+            return true;
+        v = end;
+    }
+    return false;
+}
+
+bool http_wants_fresh(struct http_req *r)
+{
+    const char *cc = http_header(r, MHD_HTTP_HEADER_CACHE_CONTROL);
+    return has_token(cc, "no-cache") || has_token(cc, "max-age=0") ||
+           has_token(http_header(r, MHD_HTTP_HEADER_PRAGMA), "no-cache");
 }
 
 void http_reply_empty(struct http_req *r, unsigned status)

@@ -164,7 +164,9 @@ static int by_place(const void *a, const void *b)
 static enum err_code load_stations(struct gather *g, struct db_conn *c, struct err *err)
 {
     size_t len;
-    char *text = sensors_latest_json(false, &len);
+    /* fresh: the page shows alerts read from the database just now, and the measurements beside
+     * them must be at least as new (an Awas warning beside the level before it is wrong) */
+    char *text = sensors_latest_json(false, true, &len);
     if (!text)
         return err_set(err, ERR_INTERNAL, "out of memory reading the latest values");
     g->latest = json_loadb(text, len, 0, NULL);

@@ -1,8 +1,10 @@
 /* latest: each sensor's newest reading in memory, and the cached JSON of every station's
- * current values behind GET /api/v1/stations/latest, rebuilt at most once a second or when a
- * reading arrives, so many dashboards polling every second cost one render (and one gzip
- * compression: the cache keeps a gzip copy beside the text). A station that missed two
- * reporting intervals is "unknown" and shows no current value. */
+ * current values behind GET /api/v1/stations/latest. It is rebuilt on a request that finds
+ * newer readings or a new second, at most once per RENDER_GAP_MS, so many dashboards polling
+ * every second beside busy ingest cost a few renders a second (each with one gzip compression:
+ * the cache keeps a gzip copy beside the text). The document is therefore at most ~250 ms
+ * behind the commits (plus one render). A station that missed two reporting intervals is
+ * "unknown" and shows no current value. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,8 @@
 #include "events/events.h"
 #include "sensors/sensors_int.h"
 #include "core/banned.h"
+
+enum { RENDER_GAP_MS = 250 };
 
 struct latest {
     int64_t sensor_id, t_ms;
@@ -25,6 +29,7 @@ static struct {
     struct latest *items;
     size_t slots, used;
     uint64_t generation;
+    uint64_t stations_gen; /* the generation of the last change to the set of stations */
     /* render cache, one per view */
     pthread_mutex_t render_lock;
     char *json[2];
@@ -33,6 +38,7 @@ static struct {
     size_t gzlen[2];
     uint64_t json_gen[2];
     int64_t json_at[2];
+    uint64_t rendered_ns[2]; /* when the render in json[] started (monotonic) */
     pthread_mutex_t renderer[2]; /* held by the one request rendering a view */
     /* station states last published, by code */
     char (*state_code)[CODE_MAX + 1];
@@ -109,9 +115,11 @@ bool sensors__latest_get(int64_t sensor_id, int64_t *t_ms, double *v, int *qc)
     return ok;
 }
 
-void sensors__latest_dirty(void)
+void sensors__latest_dirty(bool stations)
 {
-    __atomic_add_fetch(&L.generation, 1, __ATOMIC_RELEASE);
+    uint64_t gen = __atomic_add_fetch(&L.generation, 1, __ATOMIC_RELEASE);
+    if (stations)
+        __atomic_store_n(&L.stations_gen, gen, __ATOMIC_RELEASE);
 }
 
 /* Newest reading time of a station, 0 when it never reported. */
@@ -183,51 +191,67 @@ static char *render(bool internal, int64_t now)
     return s;
 }
 
-/* Brings the cached document of `view` up to date (see below). */
-static void refresh(int view, bool internal)
+/* Renders `view` as of generation `gen`; the caller holds L.renderer[view]. */
+static void render_view(int view, bool internal, int64_t now, uint64_t gen, uint64_t mono)
+{
+    char *s = render(internal, now);
+    size_t n = s ? strlen(s) : 0, gzn = 0;
+    char *gz = s ? gzip_compress(s, n, GZIP_LEVEL, &gzn) : NULL;
+    pthread_mutex_lock(&L.render_lock);
+    if (s) {
+        free(L.json[view]);
+        free(L.gz[view]);
+        L.json[view] = s;
+        L.len[view] = n;
+        L.gz[view] = gz;
+        L.gzlen[view] = gzn;
+        L.json_gen[view] = gen;
+        L.json_at[view] = now;
+        L.rendered_ns[view] = mono;
+    }
+    pthread_mutex_unlock(&L.render_lock);
+}
+
+/* Brings the cached document of `view` up to date: renders when readings arrived since, or a
+ * new second began (freshness), but at most once per RENDER_GAP_MS. One render at a time,
+ * outside the lock readers take: while one request renders, others serve the document they
+ * find (at most one render old) instead of queueing behind it. `fresh` (the client sent
+ * Cache-Control: no-cache) waits for a document that holds every reading committed before the
+ * request, so a client can read its own writes; so does a request after a change to the set of
+ * stations. */
+static void refresh(int view, bool internal, bool fresh)
 {
     int64_t now = clock_now_s();
     uint64_t gen = __atomic_load_n(&L.generation, __ATOMIC_ACQUIRE);
-    /* One render at a time, outside the lock readers take: while one request renders, others
-     * serve the document they find (at most one render old) instead of queueing behind it.
-     * A lone caller always renders what it needs, so a client reads its own writes. */
-    bool stale;
+    uint64_t stations_gen = __atomic_load_n(&L.stations_gen, __ATOMIC_ACQUIRE);
+    uint64_t mono = clock_mono_ns();
     pthread_mutex_lock(&L.render_lock);
-    stale = !L.json[view] || L.json_gen[view] != gen || L.json_at[view] != now;
+    /* no document yet, or one without a station added, changed or removed since: wait */
+    bool must = !L.json[view] || L.json_gen[view] < stations_gen;
+    bool stale = must || L.json_gen[view] < gen || L.json_at[view] != now;
+    bool early = mono - L.rendered_ns[view] < RENDER_GAP_MS * 1000000ull;
     pthread_mutex_unlock(&L.render_lock);
-    if (stale && pthread_mutex_trylock(&L.renderer[view]) == 0) {
-        char *s = render(internal, now);
-        size_t n = s ? strlen(s) : 0, gzn = 0;
-        char *gz = s ? gzip_compress(s, n, GZIP_LEVEL, &gzn) : NULL;
-        pthread_mutex_lock(&L.render_lock);
-        if (s) {
-            free(L.json[view]);
-            free(L.gz[view]);
-            L.json[view] = s;
-            L.len[view] = n;
-            L.gz[view] = gz;
-            L.gzlen[view] = gzn;
-            L.json_gen[view] = gen;
-            L.json_at[view] = now;
-        }
+    if (!stale || (early && !fresh && !must))
+        return;
+    if (fresh || must) {
+        pthread_mutex_lock(&L.renderer[view]);
+        pthread_mutex_lock(&L.render_lock); /* another request may have rendered meanwhile */
+        stale = !L.json[view] || L.json_gen[view] < gen || L.json_at[view] != now;
         pthread_mutex_unlock(&L.render_lock);
+        if (stale)
+            render_view(view, internal, now, gen, mono);
         pthread_mutex_unlock(&L.renderer[view]);
-    } else if (stale) {
-        pthread_mutex_lock(&L.render_lock);
-        bool none = !L.json[view];
-        pthread_mutex_unlock(&L.render_lock);
-        if (none) { /* the very first render is under way: wait for it */
-            pthread_mutex_lock(&L.renderer[view]);
-            pthread_mutex_unlock(&L.renderer[view]);
-        }
+    } else if (pthread_mutex_trylock(&L.renderer[view]) == 0) {
+        render_view(view, internal, now, gen, mono);
+        pthread_mutex_unlock(&L.renderer[view]);
     }
 }
 
 /* A copy of the current document of a view, as text or as its gzip copy. */
-static char *latest_copy(bool internal, bool gzip, size_t *len)
+static char *latest_copy(bool internal, bool gzip, bool fresh, size_t *len)
 {
     int view = internal ? 1 : 0;
-    refresh(view, internal);
+    refresh(view, internal, fresh);
     pthread_mutex_lock(&L.render_lock);
     const char *doc = gzip ? L.gz[view] : L.json[view];
     size_t n = gzip ? L.gzlen[view] : L.len[view];
@@ -241,14 +265,14 @@ static char *latest_copy(bool internal, bool gzip, size_t *len)
     return copy;
 }
 
-char *sensors_latest_json(bool internal, size_t *len)
+char *sensors_latest_json(bool internal, bool fresh, size_t *len)
 {
-    return latest_copy(internal, false, len);
+    return latest_copy(internal, false, fresh, len);
 }
 
-char *sensors_latest_gzip(bool internal, size_t *len)
+char *sensors_latest_gzip(bool internal, bool fresh, size_t *len)
 {
-    return latest_copy(internal, true, len);
+    return latest_copy(internal, true, fresh, len);
 }
 
 static int state_index(const char *code)
@@ -293,7 +317,7 @@ void sensors__states_check(int64_t now_s)
         if (data)
             events_publish("station", st->code, sensors__kind_name(st->kind), data, false);
         free(data);
-        sensors__latest_dirty();
+        sensors__latest_dirty(false);
     }
     sensors__registry_unlock();
 }

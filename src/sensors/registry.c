@@ -189,7 +189,7 @@ enum err_code sensors__registry_load(struct db_conn *c, struct err *err)
     pthread_rwlock_unlock(&lock);
     registry_free(old);
     pthread_mutex_unlock(&reload_lock);
-    sensors__latest_dirty();
+    sensors__latest_dirty(true);
     log_debug("event=registry_loaded stations=%d", r->n);
     return ERR_OK;
 }

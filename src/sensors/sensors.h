@@ -152,10 +152,12 @@ enum err_code sensors_gateway_rotate_token(struct db_conn *c, const struct actor
  * grouped by sensor. */
 enum err_code sensors_readings_count(struct db_conn *c, int64_t *out, struct err *err);
 enum err_code sensors_readings_export(struct db_conn *c, FILE *out, struct err *err);
-/* Every station's latest values as a JSON text, shared and cached; free() the copy. */
-char *sensors_latest_json(bool internal, size_t *len);
+/* Every station's latest values as a JSON text, shared and cached; free() the copy. It is
+ * rendered at most every 250 ms, so it may miss the newest commits by that much; `fresh` waits
+ * for a document holding every reading committed before the call (read your own writes). */
+char *sensors_latest_json(bool internal, bool fresh, size_t *len);
 /* The same document gzip-compressed (compressed once per render, core/gzip.h), for clients that
  * accept gzip; free() the copy. NULL when out of memory or when it did not compress. */
-char *sensors_latest_gzip(bool internal, size_t *len);
+char *sensors_latest_gzip(bool internal, bool fresh, size_t *len);
 
 #endif

@@ -23,13 +23,14 @@ static enum err_code reply_latest(struct http_req *r, bool internal, struct err 
 {
     static const char ctype[] = "application/json; charset=utf-8";
     size_t len;
-    char *s = http_accepts_gzip(r) ? sensors_latest_gzip(internal, &len) : NULL;
+    bool fresh = http_wants_fresh(r);
+    char *s = http_accepts_gzip(r) ? sensors_latest_gzip(internal, fresh, &len) : NULL;
     if (s) {
         http_reply_gzipped(r, 200, ctype, s, len);
         free(s);
         return ERR_OK;
     }
-    if (!(s = sensors_latest_json(internal, &len)))
+    if (!(s = sensors_latest_json(internal, fresh, &len)))
         return err_set(err, ERR_INTERNAL, "out of memory rendering the latest values");
     http_reply_bytes(r, 200, ctype, s, len);
     free(s);

@@ -203,7 +203,9 @@ void sensors__writer_enqueue(struct ingest_batch *b);
 
 void sensors__latest_note(int64_t sensor_id, int64_t t_ms, double v, int qc);
 bool sensors__latest_get(int64_t sensor_id, int64_t *t_ms, double *v, int *qc);
-void sensors__latest_dirty(void);
+/* The latest-value document is out of date: new readings (`stations` false: rendered again
+ * within ~250 ms) or a changed set of stations (true: the next request renders it). */
+void sensors__latest_dirty(bool stations);
 /* Publishes a "station" event for each station whose state (ok / unknown) changed; called by
  * the writer about once a second. */
 void sensors__states_check(int64_t now_s);

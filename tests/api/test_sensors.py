@@ -595,13 +595,35 @@ class QualityControlTest(SensorsBase):
 # ---- latest and stale stations -------------------------------------------------------------------
 class LatestTest(SensorsBase):
 
-    def latest(self, code, public=False):
+    def latest(self, code, public=False, fresh=True):
+        # These tests read their own writes: Cache-Control: no-cache asks for a document that
+        # holds every commit made before the request (without it: at most ~250 ms behind).
+        h = {"Cache-Control": "no-cache"} if fresh else None
         if public:
-            r = self.d.request("GET", "/api/v1/public/stations")
+            r = self.d.request("GET", "/api/v1/public/stations", headers=h)
         else:
-            r = self.d.request("GET", "/api/v1/stations/latest", token=self.admin)
+            r = self.d.request("GET", "/api/v1/stations/latest", token=self.admin, headers=h)
         self.assertEqual(r.status, 200, r)
         return [s for s in r.json["stations"] if s["code"] == code][0]
+
+    def test_latest_is_rendered_at_most_every_quarter_second_unless_asked_fresh(self):
+        _, tok = self.create("lt-gap")
+        now = int(time.time())
+        self.ingest_ok(tok, [{"n": "lt-gap:level", "v": 1.0, "t": now - 2}])
+        first = self.latest("lt-gap", fresh=False)  # a station added since: rendered at once
+        self.assertEqual(first["sensors"]["level"]["v"], 1.0)
+        # Each new reading shows without no-cache too, within a bounded delay ...
+        for k, v in enumerate((1.5, 2.0, 2.5)):  # each reading newer than the one before
+            self.ingest_ok(tok, [{"n": "lt-gap:level", "v": v, "t": now - 1 + 0.1 * k}])
+            wait_until(lambda: self.latest("lt-gap", fresh=False)["sensors"]["level"]["v"] == v,
+                       timeout=5, what="the new reading in the cached latest document")
+            # ... and at once with Cache-Control: no-cache (or Pragma: no-cache).
+            self.ingest_ok(tok, [{"n": "lt-gap:level", "v": v + 0.1, "t": now - 1 + 0.1 * k + 0.05}])
+            for h in ({"Cache-Control": "no-cache"}, {"Cache-Control": "max-age=0"},
+                      {"Pragma": "no-cache"}):
+                r = self.d.request("GET", "/api/v1/stations/latest", token=self.admin, headers=h)
+                st = [s for s in r.json["stations"] if s["code"] == "lt-gap"][0]
+                self.assertEqual(st["sensors"]["level"]["v"], v + 0.1, h)
 
     def test_latest_value_and_stale_station_is_unknown(self):
         _, tok = self.create("lt-stale", interval_s=10)
