@@ -54,7 +54,7 @@ const struct config_setting config_settings[] = {
     STR(mqtt_username, "sinergi.admin", "the broker's dynamic-security admin account"),
     STR(mqtt_password_file, "var/mosquitto/admin.pw", "file holding that admin's password (written by scripts/mqtt-broker.sh)"),
     STR(mqtt_spool_dir, "var/mqtt-spool", "directory of MQTT messages received and not yet committed (replayed after a crash)"),
-    INT(mqtt_spool_fsync_ms, "1000", 0, 60000, "fdatasync the MQTT spool this often, in ms (power-loss window); 0 = after every message"),
+    INT(mqtt_spool_fsync_ms, "1000", 0, 60000, "fdatasync the MQTT spool this often, in ms (power-loss window); 0 = before each PUBACK (after every burst of messages)"),
     INT(notify_timeout_ms, "10000", 100, 600000, "one notification attempt (webhook response, broker PUBACK) fails after this, in ms"),
     INT(notify_backoff_min_ms, "1000", 10, 600000, "first retry of a failed notification after this, in ms; doubled per failure"),
     INT(notify_backoff_max_s, "300", 1, 86400, "longest wait between retries of a failed notification, in seconds"),

@@ -33,7 +33,7 @@ struct mqtt_settings {
     const char *username;      /* the broker's dynamic-security admin */
     const char *password_file; /* its password: first line of this file */
     const char *spool_dir;     /* messages received, not yet committed */
-    int spool_fsync_ms;        /* fdatasync the spool this often; 0 = after every message */
+    int spool_fsync_ms;        /* fdatasync the spool this often; 0 = before each PUBACK */
 };
 
 /* Replays what the spool holds (readings committed before this returns), then starts the
