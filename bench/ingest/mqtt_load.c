@@ -15,9 +15,10 @@
  *   sub  the reference: a bare subscriber with libmosquitto, the library sinergi's ingest client
  *        uses, with the subscriptions that client makes (sinergi/ingest/+ at QoS 1, and the
  *        broker's dropped-messages counter) and the same kind of session (persistent), driven
- *        the same way (mosquitto_loop(…, 100 ms, 1) over and over; sinergi also sets threaded
- *        mode, so that its PUBACK leaves after its spool write). It only counts messages and
- *        notes when the last one came. It writes --ready FILE once subscribed and stops at
+ *        by libmosquitto's standard loop (mosquitto_loop(…, 100 ms, 1) over and over, as
+ *        mosquitto_sub's mosquitto_loop_forever does; sinergi reads in bursts with the
+ *        external-loop API, in threaded mode, so that its PUBACKs leave after its spool
+ *        write). It only counts messages and notes when the last one came. It writes --ready FILE once subscribed and stops at
  *        --expect messages, after --idle seconds without one, or after --max-seconds.
  *
  * usage: mqtt_load pub --port P --tokens FILE --qos 0|1 [--conns N (1000)] [--messages M
@@ -641,7 +642,7 @@ static int run_sub(void)
     fprintf(f, "ready\n");
     fclose(f);
 
-    /* Like sinergi's ingest loop: mosquitto_loop(…, 100 ms, 1) over and over. */
+    /* libmosquitto's standard loop: mosquitto_loop(…, 100 ms, 1) over and over. */
     double cpu0 = cpu_s();
     uint64_t ready = now_ns(), deadline = ready + (uint64_t)(opt.max_seconds * 1e9);
     int lost = 0;
