@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/gzip.h"
+#include "core/i64map.h"
 #include "events/events.h"
 #include "sensors/sensors_int.h"
 #include "core/banned.h"
@@ -26,8 +27,7 @@ struct latest {
 
 static struct {
     pthread_mutex_t lock;
-    struct latest *items;
-    size_t slots, used;
+    struct i64map items; /* of struct latest, by sensor id */
     uint64_t generation;
     uint64_t stations_gen; /* the generation of the last change to the set of stations */
     /* render cache, one per view */
@@ -45,54 +45,14 @@ static struct {
     bool *state_stale;
     int nstates;
 } L = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .items = {.item_size = sizeof(struct latest)},
        .render_lock = PTHREAD_MUTEX_INITIALIZER,
        .renderer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER}};
-
-static struct latest *find(int64_t id, bool create)
-{
-    if (create && (L.used + 1) * 2 >= L.slots) {
-        size_t old = L.slots;
-        struct latest *items = L.items;
-        L.slots = old ? old * 2 : 2048;
-        L.items = calloc(L.slots, sizeof *L.items);
-        if (!L.items) {
-            L.items = items;
-            L.slots = old;
-            return NULL;
-        }
-        for (size_t i = 0; i < old; i++)
-            if (items[i].sensor_id) {
-                struct latest *d = find(items[i].sensor_id, false);
-                if (!d) { /* an empty slot for it */
-                    size_t mask = L.slots - 1;
-                    size_t j = (size_t)(items[i].sensor_id * 0x9E3779B97F4A7C15ull >> 20) & mask;
-                    while (L.items[j].sensor_id)
-                        j = (j + 1) & mask;
-                    d = &L.items[j];
-                }
-                *d = items[i];
-            }
-        free(items);
-    }
-    if (!L.slots)
-        return NULL;
-    size_t mask = L.slots - 1;
-    size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & mask;
-    while (L.items[i].sensor_id && L.items[i].sensor_id != id)
-        i = (i + 1) & mask;
-    if (L.items[i].sensor_id == id)
-        return &L.items[i];
-    if (!create)
-        return NULL;
-    L.items[i].sensor_id = id;
-    L.used++;
-    return &L.items[i];
-}
 
 void sensors__latest_note(int64_t sensor_id, int64_t t_ms, double v, int qc)
 {
     pthread_mutex_lock(&L.lock);
-    struct latest *l = find(sensor_id, true);
+    struct latest *l = i64map_put(&L.items, sensor_id, NULL);
     if (l && (l->t_ms == 0 || t_ms >= l->t_ms)) {
         l->t_ms = t_ms;
         l->v = v;
@@ -104,7 +64,7 @@ void sensors__latest_note(int64_t sensor_id, int64_t t_ms, double v, int qc)
 bool sensors__latest_get(int64_t sensor_id, int64_t *t_ms, double *v, int *qc)
 {
     pthread_mutex_lock(&L.lock);
-    struct latest *l = find(sensor_id, false);
+    struct latest *l = i64map_get(&L.items, sensor_id);
     bool ok = l && l->t_ms;
     if (ok) {
         *t_ms = l->t_ms;
@@ -325,9 +285,7 @@ void sensors__states_check(int64_t now_s)
 void sensors__latest_free(void)
 {
     pthread_mutex_lock(&L.lock);
-    free(L.items);
-    L.items = NULL;
-    L.slots = L.used = 0;
+    i64map_free(&L.items);
     pthread_mutex_unlock(&L.lock);
     for (int v = 0; v < 2; v++) {
         free(L.json[v]);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/i64map.h"
 #include "core/log.h"
 #include "sensors/sensors_int.h"
 #include "core/banned.h"
@@ -50,10 +51,15 @@ struct series {
     struct series *next_touched;
 };
 
+struct sref { /* an item of the series map */
+    int64_t sensor_id;
+    struct series *s;
+};
+
 static struct {
     pthread_mutex_t lock;
-    struct series **map; /* open addressing by sensor id; the series never move */
-    size_t slots, used;
+    struct i64map map; /* of struct sref, by sensor id; the series never move, and only the
+                        * writer changes the map (it reads it without the lock) */
     /* writer thread only */
     unsigned char *log;
     size_t log_len, log_cap, log_n;
@@ -61,7 +67,6 @@ static struct {
     uint64_t txn;
     size_t cached; /* committed readings in the caches */
     int64_t oldest_cached_s, last_retention_s;
-    uint64_t map_gen; /* bumped when the map grows (its order changes) */
     bool round_active;
     size_t round_cursor;
     uint64_t round_gen;
@@ -71,7 +76,7 @@ static struct {
     int64_t dec_sensor, dec_t0, dec_t1;
     struct store_pt *dec;
     size_t ndec, dec_cap;
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .txn = 1};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .txn = 1, .map = {.item_size = sizeof(struct sref)}};
 
 static _Thread_local bool on_writer;
 static atomic_int_fast64_t retention_ms; /* 0 = keep */
@@ -180,50 +185,27 @@ static int cmp_pt(const void *a, const void *b)
 }
 
 /* ---- the series map ----------------------------------------------------------------------- */
-static size_t slot_index(int64_t id, size_t slots)
+/* The series in slot i of the map, or NULL. */
+static struct series *series_at(size_t i)
 {
-    return (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
+    struct sref *r = i64map_slot(&S.map, i);
+    return r ? r->s : NULL;
 }
 
 /* Under lock. */
 static struct series *map_find(int64_t id)
 {
-    if (!S.slots)
-        return NULL;
-    for (size_t i = slot_index(id, S.slots);; i = (i + 1) & (S.slots - 1)) {
-        if (!S.map[i])
-            return NULL;
-        if (S.map[i]->sensor_id == id)
-            return S.map[i];
-    }
+    struct sref *r = i64map_get(&S.map, id);
+    return r ? r->s : NULL;
 }
 
 /* Under lock. */
 static bool map_put(struct series *s)
 {
-    if ((S.used + 1) * 2 > S.slots) {
-        size_t slots = S.slots ? S.slots * 2 : 1024;
-        struct series **m = calloc(slots, sizeof *m);
-        if (!m)
-            return false;
-        for (size_t i = 0; i < S.slots; i++)
-            if (S.map[i]) {
-                size_t j = slot_index(S.map[i]->sensor_id, slots);
-                while (m[j])
-                    j = (j + 1) & (slots - 1);
-                m[j] = S.map[i];
-            }
-        free(S.map);
-        S.map = m;
-        S.slots = slots;
-        S.map_gen++;
-    }
-    size_t j = slot_index(s->sensor_id, S.slots);
-    while (S.map[j])
-        j = (j + 1) & (S.slots - 1);
-    S.map[j] = s;
-    S.used++;
-    return true;
+    struct sref *r = i64map_put(&S.map, s->sensor_id, NULL);
+    if (r)
+        r->s = s;
+    return r != NULL;
 }
 
 static struct series *series_new(int64_t id)
@@ -600,7 +582,7 @@ static enum err_code round_begin(struct db_conn *c, struct err *err)
     S.round_seq = db_col_int64(st, 0);
     db_done(st);
     S.round_cursor = 0;
-    S.round_gen = S.map_gen;
+    S.round_gen = S.map.gen;
     S.round_active = true;
     return ERR_OK;
 }
@@ -631,15 +613,15 @@ static enum err_code compact_step(struct db_conn *c, size_t budget, struct err *
     struct scratch x = {0};
     size_t moved = 0, from = S.round_cursor, i = from;
     int64_t t0 = clock_mono_ns();
-    if (S.round_active && S.round_gen != S.map_gen)
+    if (S.round_active && S.round_gen != S.map.gen)
         S.round_active = false; /* the map grew: its order changed, start over */
     if (!S.round_active && round_begin(c, err))
         return err->code;
     from = i = S.round_cursor;
     if (db_begin(c, err))
         return err->code;
-    for (; i < S.slots && !err->code && (!budget || moved < budget); i++) {
-        struct series *s = S.map[i]; /* the writer is the only one who changes the map */
+    for (; i < S.map.slots && !err->code && (!budget || moved < budget); i++) {
+        struct series *s = series_at(i); /* the writer is the only one who changes the map */
         if (s && s->n_committed) {
             compact_series(c, s, &x, err);
             moved += s->n_committed;
@@ -647,7 +629,7 @@ static enum err_code compact_step(struct db_conn *c, size_t budget, struct err *
     }
     free(x.pts);
     free(x.enc);
-    bool round_done = i == S.slots;
+    bool round_done = i == S.map.slots;
     int64_t trim_before = S.trim_seq;
     if (round_done)
         S.trim_seq = S.round_seq;
@@ -658,7 +640,7 @@ static enum err_code compact_step(struct db_conn *c, size_t budget, struct err *
         pthread_mutex_lock(&S.lock); /* readers: the new blocks and the emptied caches at once */
         if (db_commit(c, err) == ERR_OK)
             for (size_t k = from; k < i; k++) {
-                struct series *s = S.map[k];
+                struct series *s = series_at(k);
                 if (!s || !s->n_committed)
                     continue;
                 if (s->newest_ms > s->block_newest_ms)
@@ -885,14 +867,14 @@ void store__close(struct db_conn *c)
     if (c) /* not needed for safety (the log has it all): a quicker start, an empty log */
         compact(c, &e);
     pthread_mutex_lock(&S.lock);
-    for (size_t i = 0; i < S.slots; i++)
-        if (S.map[i]) {
-            free(S.map[i]->a);
-            free(S.map[i]);
+    for (size_t i = 0; i < S.map.slots; i++) {
+        struct series *s = series_at(i);
+        if (s) {
+            free(s->a);
+            free(s);
         }
-    free(S.map);
-    S.map = NULL;
-    S.slots = S.used = 0;
+    }
+    i64map_free(&S.map);
     pthread_mutex_unlock(&S.lock);
     free(S.log);
     free(S.dec);
@@ -1081,8 +1063,8 @@ enum err_code store__scan_since(struct db_conn *c, int64_t from_ms,
     }
     db_done(st);
     free(pts);
-    for (size_t i = 0; i < S.slots && !err->code; i++) { /* the writer: the caches too */
-        struct series *s = S.map[i];
+    for (size_t i = 0; i < S.map.slots && !err->code; i++) { /* the writer: the caches too */
+        struct series *s = series_at(i);
         for (size_t k = 0; s && k < s->n && !err->code; k++)
             if (s->a[k].t_ms >= from_ms)
                 cb(s->sensor_id, &s->a[k], ctx, err);

@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/i64map.h"
 #include "core/log.h"
 #include "events/events.h"
 #include "sensors/sensors_int.h"
@@ -35,7 +36,7 @@ struct acc { /* unflushed contributions to one rollup bucket */
 };
 
 struct sstate {
-    int64_t sensor_id; /* 0 = empty slot */
+    int64_t sensor_id; /* the key (i64map) */
     struct series *ser; /* its raw readings (store.c) */
     struct qc_history h;
     struct acc acc[NSTEPS];
@@ -64,8 +65,7 @@ static struct {
     uint64_t last_commit_ns;   /* when the last group commit began (monotonic) */
     bool stopping, running;
     /* owned by the writer thread */
-    struct sstate *states;
-    size_t slots, used;
+    struct i64map states; /* of struct sstate, by sensor id */
     uint64_t txn;
     struct sstate *undo;
     size_t nundo, undo_cap;
@@ -83,30 +83,14 @@ static struct {
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* ---- per-sensor state --------------------------------------------------------------------- */
-static struct sstate *slot_of(int64_t id)
+/* Per-sensor state back to before the transaction that failed. */
+static void undo_states(void)
 {
-    size_t mask = w.slots - 1, i = (size_t)(id * 0x9E3779B97F4A7C15ull >> 20) & mask;
-    while (w.states[i].sensor_id && w.states[i].sensor_id != id)
-        i = (i + 1) & mask;
-    return &w.states[i];
-}
-
-static bool grow_states(void)
-{
-    size_t old_slots = w.slots;
-    struct sstate *old = w.states;
-    w.slots = old_slots ? old_slots * 2 : 1024;
-    w.states = calloc(w.slots, sizeof *w.states);
-    if (!w.states) {
-        w.states = old;
-        w.slots = old_slots;
-        return false;
+    for (size_t i = 0; i < w.nundo; i++) {
+        struct sstate *s = i64map_get(&w.states, w.undo[i].sensor_id);
+        if (s) /* always: an undo copy is of a state in the table */
+            *s = w.undo[i];
     }
-    for (size_t i = 0; i < old_slots; i++)
-        if (old[i].sensor_id)
-            *slot_of(old[i].sensor_id) = old[i];
-    free(old);
-    return true;
 }
 
 /* Loads what QC needs from the newest stored readings of a sensor seen for the first time. */
@@ -141,16 +125,13 @@ static bool save_undo(struct sstate *s)
 
 static struct sstate *state_for(const struct reading *r, struct err *err)
 {
-    if (w.used * 2 >= w.slots && !grow_states())
+    bool created;
+    struct sstate *s = i64map_put(&w.states, r->sensor_id, &created);
+    if (!s)
         return NULL;
-    struct sstate *s = slot_of(r->sensor_id);
-    if (!s->sensor_id) {
-        memset(s, 0, sizeof *s);
-        s->sensor_id = r->sensor_id;
-        w.used++;
+    if (created) {
         if (!(s->ser = store__series(w.conn, r->sensor_id, err))) {
-            s->sensor_id = 0;
-            w.used--;
+            i64map_unput(&w.states, s);
             return NULL;
         }
         load_history(s, r->limits, err);
@@ -301,9 +282,9 @@ static void sweep_step(int64_t now, bool all)
         goto fail;
     for (size_t i = w.sweep_pos; i < to && !err.code; i++)
         upsert_rollup(w.closed[i].sensor_id, w.closed[i].step, &w.closed[i].a, &err);
-    for (size_t i = 0; last && i < w.slots && !err.code; i++) {
-        struct sstate *s = &w.states[i];
-        if (!s->sensor_id)
+    for (size_t i = 0; last && i < w.states.slots && !err.code; i++) {
+        struct sstate *s = i64map_slot(&w.states, i);
+        if (!s)
             continue;
         for (int k = 0; k < NSTEPS && !err.code; k++) {
             struct acc *a = &s->acc[k];
@@ -341,8 +322,7 @@ static void sweep_step(int64_t now, bool all)
     }
 fail:
     db_rollback(w.conn);
-    for (size_t i = 0; i < w.nundo; i++)
-        *slot_of(w.undo[i].sensor_id) = w.undo[i];
+    undo_states();
     log_error("event=rollup_sweep_failed detail=\"%s\"", err.msg);
 }
 
@@ -601,8 +581,7 @@ static void commit_batches(struct ingest_batch *list)
         store__rolled_back();
         if (has_observer && observer.rolled_back)
             observer.rolled_back(observer.ctx);
-        for (size_t i = 0; i < w.nundo; i++) /* per-sensor state back to before the batch */
-            *slot_of(w.undo[i].sensor_id) = w.undo[i];
+        undo_states();
         w.watermark = old_watermark;
         w.nclosed = old_nclosed;
         log_error("event=ingest_commit_failed detail=\"%s\"", err.msg);
@@ -730,8 +709,7 @@ enum err_code sensors__writer_start(struct db *db, struct err *err)
     w.watermark = NO_WATERMARK;
     w.last_sweep = clock_now_s();
     buf_init(&w.ev, EVENTS_DATA_MAX);
-    if (!grow_states())
-        return err_set(err, ERR_INTERNAL, "out of memory");
+    i64map_init(&w.states, sizeof(struct sstate));
     store__writer_thread(true); /* this thread acts as the writer until the writer runs */
     enum err_code rc = store__open(w.conn, sensors__settings.raw_retention_days, err);
     if (rc == ERR_OK)
@@ -764,13 +742,13 @@ void sensors__writer_stop(void)
     store__close(w.conn);
     store__writer_thread(false);
     db_release(w.db, w.conn);
-    free(w.states);
+    i64map_free(&w.states);
     free(w.undo);
     free(w.closed);
     buf_release(&w.ev);
     w.closed = NULL;
     w.nclosed = w.closed_cap = w.sweep_pos = w.sweep_end = 0;
-    w.states = w.undo = NULL;
-    w.slots = w.used = w.nundo = w.undo_cap = 0;
+    w.undo = NULL;
+    w.nundo = w.undo_cap = 0;
     w.running = false;
 }

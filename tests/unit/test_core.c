@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/gzip.h"
+#include "core/i64map.h"
 #include "core/jsonv.h"
 #include "unit.h"
 
@@ -164,6 +165,60 @@ static void test_gzip(void)
     CHECK(gzip_compress(text, 0, GZIP_LEVEL, &gzlen) == NULL);
 }
 
+struct i64item {
+    int64_t key;
+    double v;
+    char tag[12];
+};
+
+static void test_i64map(void)
+{
+    struct i64map m;
+    i64map_init(&m, sizeof(struct i64item));
+    CHECK(i64map_get(&m, 7) == NULL); /* empty table */
+    CHECK(i64map_put(&m, 0, NULL) == NULL); /* 0 is no key */
+    bool created;
+    struct i64item *a = i64map_put(&m, 7, &created);
+    CHECK(a && created && a->key == 7 && a->v == 0 && a->tag[0] == 0);
+    a->v = 1.5;
+    CHECK(i64map_put(&m, 7, &created) == a && !created);
+    /* enough keys to grow several times, some colliding in the low bits, negatives too */
+    uint64_t gen = m.gen;
+    for (int64_t k = 1; k <= 5000; k++) {
+        int64_t key = k % 3 ? k * 4096 : -k;
+        struct i64item *it = i64map_put(&m, key, &created);
+        CHECK(it && (created || key == 7));
+        if (it)
+            it->v = (double)key;
+    }
+    CHECK(m.gen > gen);
+    CHECK(m.used == 5001); /* 7 was never among them: 7 % 3 != 0 and 7 * 4096 != 7 */
+    size_t seen = 0;
+    for (size_t i = 0; i < m.slots; i++) {
+        struct i64item *it = i64map_slot(&m, i);
+        if (it) {
+            seen++;
+            CHECK(it->key == 7 ? it->v == 1.5 : it->v == (double)it->key);
+        }
+    }
+    CHECK(seen == m.used);
+    CHECK(i64map_slot(&m, m.slots) == NULL);
+    for (int64_t k = 1; k <= 5000; k++) {
+        int64_t key = k % 3 ? k * 4096 : -k;
+        struct i64item *it = i64map_get(&m, key);
+        CHECK(it && it->key == key);
+    }
+    CHECK(((struct i64item *)i64map_get(&m, 7))->v == 1.5);
+    CHECK(i64map_get(&m, 8) == NULL);
+    /* undoing the insert just made */
+    struct i64item *b = i64map_put(&m, 123456789, &created);
+    CHECK(b && created);
+    i64map_unput(&m, b);
+    CHECK(i64map_get(&m, 123456789) == NULL && m.used == 5001);
+    i64map_free(&m);
+    CHECK(m.slots == 0 && m.used == 0 && i64map_get(&m, 7) == NULL);
+}
+
 int main(void)
 {
     test_arena();
@@ -173,5 +228,6 @@ int main(void)
     test_err();
     test_jsonv();
     test_gzip();
+    test_i64map();
     return unit_report("test_core");
 }
