@@ -47,7 +47,26 @@ enum err_code sensors_http_latest(struct http_req *r, struct err *err)
     return reply_latest(r, true, err);
 }
 
-enum err_code sensors_http_create(struct http_req *r, struct err *err)
+/* Stations and gateways are owned by an OPD, and reached by code the same way. */
+struct owned {
+    const char *what; /* "station", "gateway" */
+    enum err_code (*create)(struct db_conn *c, const struct actor *a, json_t *in, json_t **out,
+                            struct err *err);
+    enum err_code (*get)(struct db_conn *c, const char *code, json_t **out,
+                         char opd_out[AUTH_OPD_MAX + 1], struct err *err);
+};
+
+static enum err_code station_get_internal(struct db_conn *c, const char *code, json_t **out,
+                                          char opd_out[AUTH_OPD_MAX + 1], struct err *err)
+{
+    return sensors_station_get(c, code, true, out, opd_out, err);
+}
+
+static const struct owned STATION = {"station", sensors_station_create, station_get_internal};
+static const struct owned GATEWAY = {"gateway", sensors_gateway_create, sensors_gateway_get};
+
+/* POST: staff create for their own OPD only. */
+static enum err_code create_owned(struct http_req *r, const struct owned *k, struct err *err)
 {
     json_t *in, *out;
     const char *opd = NULL;
@@ -56,25 +75,27 @@ enum err_code sensors_http_create(struct http_req *r, struct err *err)
         return err->code;
     if (jsonv_str(in, "opd", AUTH_OPD_MAX, false, &opd, err) == ERR_OK && opd &&
         !http_may_touch_opd(r, opd))
-        err_set(err, ERR_FORBIDDEN, "staff create stations for their own OPD only ('%s')",
+        err_set(err, ERR_FORBIDDEN, "staff create %ss for their own OPD only ('%s')", k->what,
                 http_principal(r)->opd);
-    if (!err->code && sensors_station_create(http_db(r), &a, in, &out, err) == ERR_OK)
+    if (!err->code && k->create(http_db(r), &a, in, &out, err) == ERR_OK)
         http_reply_json(r, 201, out);
     json_decref(in);
     return err->code;
 }
 
-/* The station if the caller may touch it; another OPD's station is answered as absent. */
-static enum err_code visible_station(struct http_req *r, json_t **out, struct err *err)
+/* The item named by the path if the caller may touch it (*out may be NULL); another OPD's is
+ * answered as absent. */
+static enum err_code visible_owned(struct http_req *r, const struct owned *k, json_t **out,
+                                   struct err *err)
 {
     char opd[AUTH_OPD_MAX + 1];
     const char *code = http_param(r, 0);
     json_t *j = NULL;
-    if (sensors_station_get(http_db(r), code, true, &j, opd, err))
+    if (k->get(http_db(r), code, &j, opd, err))
         return err->code;
     if (!http_may_touch_opd(r, opd)) {
         json_decref(j);
-        return err_set(err, ERR_NOT_FOUND, "no station with code '%s'", code);
+        return err_set(err, ERR_NOT_FOUND, "no %s with code '%s'", k->what, code);
     }
     if (out)
         *out = j;
@@ -83,10 +104,15 @@ static enum err_code visible_station(struct http_req *r, json_t **out, struct er
     return ERR_OK;
 }
 
+enum err_code sensors_http_create(struct http_req *r, struct err *err)
+{
+    return create_owned(r, &STATION, err);
+}
+
 enum err_code sensors_http_get(struct http_req *r, struct err *err)
 {
     json_t *j;
-    if (visible_station(r, &j, err))
+    if (visible_owned(r, &STATION, &j, err))
         return err->code;
     http_reply_json(r, 200, j);
     return ERR_OK;
@@ -97,7 +123,7 @@ enum err_code sensors_http_update(struct http_req *r, struct err *err)
     json_t *in, *out;
     const char *opd = NULL;
     struct actor a = http_actor(r);
-    if (visible_station(r, NULL, err) || http_body_json(r, &in, err))
+    if (visible_owned(r, &STATION, NULL, err) || http_body_json(r, &in, err))
         return err->code;
     if (jsonv_str(in, "opd", AUTH_OPD_MAX, false, &opd, err) == ERR_OK && opd &&
         !http_may_touch_opd(r, opd))
@@ -112,7 +138,7 @@ enum err_code sensors_http_update(struct http_req *r, struct err *err)
 enum err_code sensors_http_delete(struct http_req *r, struct err *err)
 {
     struct actor a = http_actor(r);
-    if (visible_station(r, NULL, err) ||
+    if (visible_owned(r, &STATION, NULL, err) ||
         sensors_station_delete(http_db(r), &a, http_param(r, 0), err))
         return err->code;
     http_reply_empty(r, 204);
@@ -123,7 +149,7 @@ enum err_code sensors_http_rotate_token(struct http_req *r, struct err *err)
 {
     json_t *out;
     struct actor a = http_actor(r);
-    if (visible_station(r, NULL, err) ||
+    if (visible_owned(r, &STATION, NULL, err) ||
         sensors_station_rotate_token(http_db(r), &a, http_param(r, 0), &out, err))
         return err->code;
     http_reply_json(r, 200, out);
@@ -224,42 +250,13 @@ enum err_code sensors_http_gateway_list(struct http_req *r, struct err *err)
 
 enum err_code sensors_http_gateway_create(struct http_req *r, struct err *err)
 {
-    json_t *in, *out;
-    const char *opd = NULL;
-    struct actor a = http_actor(r);
-    if (http_body_json(r, &in, err))
-        return err->code;
-    if (jsonv_str(in, "opd", AUTH_OPD_MAX, false, &opd, err) == ERR_OK && opd &&
-        !http_may_touch_opd(r, opd))
-        err_set(err, ERR_FORBIDDEN, "staff create gateways for their own OPD only ('%s')",
-                http_principal(r)->opd);
-    if (!err->code && sensors_gateway_create(http_db(r), &a, in, &out, err) == ERR_OK)
-        http_reply_json(r, 201, out);
-    json_decref(in);
-    return err->code;
-}
-
-/* The gateway if the caller may touch it; another OPD's gateway is answered as absent. */
-static enum err_code visible_gateway(struct http_req *r, json_t **out, struct err *err)
-{
-    char opd[AUTH_OPD_MAX + 1];
-    const char *code = http_param(r, 0);
-    json_t *j = NULL;
-    if (sensors_gateway_get(http_db(r), code, out ? &j : NULL, opd, err))
-        return err->code;
-    if (!http_may_touch_opd(r, opd)) {
-        json_decref(j);
-        return err_set(err, ERR_NOT_FOUND, "no gateway with code '%s'", code);
-    }
-    if (out)
-        *out = j;
-    return ERR_OK;
+    return create_owned(r, &GATEWAY, err);
 }
 
 enum err_code sensors_http_gateway_get(struct http_req *r, struct err *err)
 {
     json_t *j;
-    if (visible_gateway(r, &j, err))
+    if (visible_owned(r, &GATEWAY, &j, err))
         return err->code;
     http_reply_json(r, 200, j);
     return ERR_OK;
@@ -268,7 +265,7 @@ enum err_code sensors_http_gateway_get(struct http_req *r, struct err *err)
 enum err_code sensors_http_gateway_delete(struct http_req *r, struct err *err)
 {
     struct actor a = http_actor(r);
-    if (visible_gateway(r, NULL, err) ||
+    if (visible_owned(r, &GATEWAY, NULL, err) ||
         sensors_gateway_delete(http_db(r), &a, http_param(r, 0), err))
         return err->code;
     http_reply_empty(r, 204);
@@ -279,7 +276,7 @@ enum err_code sensors_http_gateway_rotate_token(struct http_req *r, struct err *
 {
     json_t *out;
     struct actor a = http_actor(r);
-    if (visible_gateway(r, NULL, err) ||
+    if (visible_owned(r, &GATEWAY, NULL, err) ||
         sensors_gateway_rotate_token(http_db(r), &a, http_param(r, 0), &out, err))
         return err->code;
     http_reply_json(r, 200, out);
