@@ -46,8 +46,9 @@ STRICT=${BENCH_STRICT:-0}
 WAIT_QUIET=${BENCH_WAIT_QUIET:-0}
 CORES=$(nproc)
 
-die() { echo "bench/alerts: $*" >&2; exit 1; }
-say() { echo "bench/alerts: $*" >&2; }
+BENCH_NAME=bench/alerts
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 is_int() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
 in_range() { is_int "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; } # in_range N MIN MAX
@@ -92,17 +93,6 @@ PIDS=()
 BROKER_DIR=$TMP/broker
 SINERGI_PID=
 
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -111,24 +101,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() { # free_ports N: N distinct free loopback ports
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_http() { # wait_http URL: until it answers at all, up to 30 s
-    for _ in $(seq 300); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    die "nothing answers at $1"
-}
 
 read -r P_MQTT P_HTTP P_HOOK <<<"$(free_ports 3)"
 
@@ -302,9 +274,6 @@ NPROBES_ALL=$(($(wc -l <"$RESULTS/probes.csv") - 1))
 echo "uptime_after: $(uptime)" >>"$RESULTS/env.txt"
 
 # ---- report ------------------------------------------------------------------------------
-kv() { # kv KEY LINE
-    printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
-}
 PHASE_NAMES=$(sed -n 's/^phase=\([a-z0-9]*\) kind=load .*/\1/p' "$S" | tr '\n' ' ')
 {
     echo "| phase | background readings/s (sent / stored during phase) | path | probes | p50 ms | p90 ms | p99 ms | max ms | missing |"

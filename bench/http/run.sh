@@ -23,7 +23,9 @@ STRICT=${BENCH_STRICT:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 CORES=$(nproc)
 
-die() { echo "bench/http: $*" >&2; exit 1; }
+BENCH_NAME=bench/http
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 case $DURATION in '' | *[!0-9]*) die "BENCH_DURATION must be whole seconds" ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be a whole number >= 1" ;; esac
@@ -56,17 +58,6 @@ mkdir -p "$RESULTS"
 PIDS=()
 WRK_PID=
 
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local pid
     [ -z "$WRK_PID" ] || stop_pid "$WRK_PID"
@@ -79,24 +70,6 @@ trap 'exit 130' INT TERM
 nap() { # sleep that a signal interrupts at once, so the EXIT trap runs without delay
     sleep "$1" &
     wait $!
-}
-
-free_ports() { # free_ports N: N distinct free loopback ports
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_http() { # wait_http URL: until it answers at all, up to 30 s
-    for _ in $(seq 300); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    die "nothing answers at $1"
 }
 
 read -r P_MHD P_NGINX P_WARN P_INFO <<<"$(free_ports 4)"

@@ -54,8 +54,9 @@ MQTT_CAP=${BENCH_MQTT_MAX_SECONDS:-20}
 CORES=$(nproc)
 HZ=$(getconf CLK_TCK)
 
-die() { echo "bench/ingest: $*" >&2; exit 1; }
-say() { echo "bench/ingest: $*" >&2; }
+BENCH_NAME=bench/ingest
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 case $DURATION in '' | *[!0-9]*) die "BENCH_DURATION must be whole seconds" ;; esac
 case $ROUNDS in '' | *[!0-9]* | 0) die "BENCH_ROUNDS must be 1 or more" ;; esac
@@ -122,17 +123,6 @@ RESULTS=bench/results/ingest-$STAMP
 mkdir -p "$RESULTS"
 PIDS=()
 
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -140,24 +130,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_ports() { # free_ports N: N distinct free loopback ports
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_http() { # wait_http URL: until it answers at all, up to 30 s
-    for _ in $(seq 300); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    die "nothing answers at $1"
-}
 
 busy_cores() { # busy_cores SECONDS: cores kept busy by everything on the machine meanwhile
     local b0 b1
@@ -183,10 +155,6 @@ thread_jiffies() { # thread_jiffies PID: "MHD PARSE_TICKS OTHER_TICKS" split by 
     for t in /proc/"$1"/task/*; do
         echo "$(cat "$t/comm" 2>/dev/null) $(cut -d')' -f2 "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
     done | awk '$1 == "MHD-worker" {m += $2; next} {o += $2} END {print m + 0, o + 0}'
-}
-
-kv() { # kv KEY LINE: the value of KEY=... in a line of key=value words
-    printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
 }
 
 or_dash() { if [ -n "$1" ]; then echo "$1"; else echo -; fi; }
