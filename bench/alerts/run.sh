@@ -246,17 +246,18 @@ curl -s "http://127.0.0.1:$P_HTTP/metrics" | grep -E '^sinergi_(mqtt|events|sse|
 stop_pid "$SINERGI_PID" # graceful: the writer drains its queue first
 DB=$TMP/db/sinergi.db
 q() { sqlite3 "$DB" "$1"; }
-BG_STORED=$(q "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id
-    JOIN stations st ON st.id = s.station_id WHERE st.code LIKE 'ab-b%'")
-BG_QC=$(q "SELECT COALESCE(SUM(qc = 1), 0) || '/' || COALESCE(SUM(qc = 3), 0) || '/' ||
-    COALESCE(SUM(qc = 4), 0) FROM readings r JOIN sensors s ON s.id = r.sensor_id
-    JOIN stations st ON st.id = s.station_id WHERE st.code LIKE 'ab-b%'")
-BG_MINMAX=$(q "SELECT MIN(n) || '..' || MAX(n) FROM (SELECT count(*) AS n FROM readings r
-    JOIN sensors s ON s.id = r.sensor_id JOIN stations st ON st.id = s.station_id
-    WHERE st.code LIKE 'ab-b%' GROUP BY st.code)")
+# Raw readings live in the readings store (reading_blocks/reading_log), read through the CLI.
+EXPORT=$TMP/readings.csv
+SINERGI_SEED_DEMO=0 "$SINERGI_BIN" readings export --db "$DB" --data-dir data >"$EXPORT" ||
+    die "sinergi readings export failed"
+# columns: sensor_id,station,sensor,t_ms,v,qc,qc_failed
+BG_STORED=$(awk -F, 'NR > 1 && $2 ~ /^ab-b/ { n++ } END { print n + 0 }' "$EXPORT")
+BG_QC=$(awk -F, 'NR > 1 && $2 ~ /^ab-b/ { c[$6]++ } END { printf "%d/%d/%d", c[1], c[3], c[4] }' "$EXPORT")
+BG_MINMAX=$(awk -F, 'NR > 1 && $2 ~ /^ab-b/ { c[$2]++ }
+    END { for (k in c) { if (min == "" || c[k] < min) min = c[k]; if (c[k] > max) max = c[k] }
+          printf "%s..%s", min, max }' "$EXPORT")
 BG_ALERTS=$(q "SELECT count(*) FROM alerts WHERE station_code LIKE 'ab-b%'")
-PROBE_STORED=$(q "SELECT count(*) FROM readings r JOIN sensors s ON s.id = r.sensor_id
-    JOIN stations st ON st.id = s.station_id WHERE st.code LIKE 'ab-p%'")
+PROBE_STORED=$(awk -F, 'NR > 1 && $2 ~ /^ab-p/ { n++ } END { print n + 0 }' "$EXPORT")
 PROBE_VERSIONS=$(q "SELECT count(*) FROM alert_versions v JOIN alerts a ON a.id = v.alert_id
     WHERE a.station_code LIKE 'ab-p%' AND a.rule = 'level' AND v.actor = 'rules' AND v.backfill = 0")
 OTHER_ALERTS=$(q "SELECT COALESCE(group_concat(rule || ':' || n), 'none') FROM (SELECT rule,
