@@ -84,5 +84,8 @@ enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *li
 
 /* Database errors seen since start, for /metrics. */
 uint64_t db_errors_total(void);
+/* Writers of this process waiting for the write gate now (db_begin and single-statement writes
+ * take it in arrival order; see db_sqlite.c), for tests and diagnostics. */
+int db_write_waiters(struct db *db);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -24,8 +25,23 @@ struct db_stmt {
 
 struct db_conn {
     sqlite3 *h;
+    struct db *db;
     struct db_conn *next_free;
+    bool gated;               /* holds the write gate: a transaction of db_begin ... */
+    struct db_stmt *gate_stmt; /* ... or this single-statement write */
     struct db_stmt cache[STMT_SLOTS];
+};
+
+/* The write gate. SQLite lets one connection write at a time and makes the others poll with
+ * sleeps (its busy handler backs off 1, 2, 5 ... 100 ms): beside the ingest writer, which holds
+ * the lock almost all the time, a webhook deliverer's one-row update waited up to ~2 s. Writers
+ * in this process take the gate first, in arrival order, each handed it by the one before; the
+ * SQLite lock is then free when they ask for it. Other processes (the CLI) still meet SQLite's
+ * busy timeout. */
+struct gate_waiter {
+    struct gate_waiter *next;
+    pthread_cond_t turn;
+    bool granted;
 };
 
 struct db {
@@ -34,6 +50,10 @@ struct db {
     struct db_conn *free_list;
     struct db_conn **all;
     int n;
+    int busy_timeout_ms;
+    pthread_mutex_t gate_lock;
+    bool gate_held;
+    struct gate_waiter *gate_head, *gate_tail;
 };
 
 static atomic_uint_fast64_t errors_total;
@@ -63,6 +83,91 @@ static enum err_code fail(struct db_conn *c, int rc, const char *what, struct er
     default:
         atomic_fetch_add(&errors_total, 1);
         return err_set(err, ERR_INTERNAL, "database error in %s: %s (%d)", what, msg, ext);
+    }
+}
+
+/* Waits for the write gate, at most the busy timeout (ERR_UNAVAILABLE then, as SQLite's busy
+ * timeout would have said). */
+static enum err_code gate_enter(struct db *db, struct err *err)
+{
+    pthread_mutex_lock(&db->gate_lock);
+    if (!db->gate_held) {
+        db->gate_held = true;
+        pthread_mutex_unlock(&db->gate_lock);
+        return ERR_OK;
+    }
+    struct gate_waiter me = {0};
+    pthread_cond_init(&me.turn, NULL);
+    if (db->gate_tail)
+        db->gate_tail->next = &me;
+    else
+        db->gate_head = &me;
+    db->gate_tail = &me;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += db->busy_timeout_ms / 1000;
+    until.tv_nsec += (long)(db->busy_timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!me.granted)
+        if (pthread_cond_timedwait(&me.turn, &db->gate_lock, &until) != 0 && !me.granted)
+            break;
+    if (!me.granted) { /* timed out: leave the queue */
+        struct gate_waiter *prev = NULL;
+        for (struct gate_waiter *w = db->gate_head; w; prev = w, w = w->next)
+            if (w == &me) {
+                if (prev)
+                    prev->next = me.next;
+                else
+                    db->gate_head = me.next;
+                if (db->gate_tail == &me)
+                    db->gate_tail = prev;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&db->gate_lock);
+    pthread_cond_destroy(&me.turn);
+    if (me.granted)
+        return ERR_OK;
+    atomic_fetch_add(&errors_total, 1);
+    return err_set(err, ERR_UNAVAILABLE, "the database is busy, try again shortly");
+}
+
+int db_write_waiters(struct db *db)
+{
+    int n = 0;
+    pthread_mutex_lock(&db->gate_lock);
+    for (struct gate_waiter *w = db->gate_head; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&db->gate_lock);
+    return n;
+}
+
+/* Hands the gate to the writer waiting longest, or opens it. */
+static void gate_leave(struct db *db)
+{
+    pthread_mutex_lock(&db->gate_lock);
+    struct gate_waiter *w = db->gate_head;
+    if (w) {
+        db->gate_head = w->next;
+        if (!db->gate_head)
+            db->gate_tail = NULL;
+        w->granted = true; /* gate_held stays true: it passes to w */
+        pthread_cond_signal(&w->turn);
+    } else {
+        db->gate_held = false;
+    }
+    pthread_mutex_unlock(&db->gate_lock);
+}
+
+/* The connection's single-statement write finished (or was reset): the gate goes on. */
+static void stmt_gate_leave(struct db_stmt *s)
+{
+    if (s->conn->gate_stmt == s) {
+        s->conn->gate_stmt = NULL;
+        gate_leave(s->conn->db);
     }
 }
 
@@ -119,12 +224,15 @@ enum err_code db_open(struct db **out, const struct db_options *o, struct err *e
     }
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->freed, NULL);
+    pthread_mutex_init(&db->gate_lock, NULL);
+    db->busy_timeout_ms = o->busy_timeout_ms;
     for (int i = 0; i < n; i++) {
         if (open_one(&db->all[i], o, err)) {
             db->n = i;
             db_close(db);
             return err->code;
         }
+        db->all[i]->db = db;
         db->all[i]->next_free = db->free_list;
         db->free_list = db->all[i];
     }
@@ -142,6 +250,7 @@ void db_close(struct db *db)
     free(db->all);
     pthread_mutex_destroy(&db->lock);
     pthread_cond_destroy(&db->freed);
+    pthread_mutex_destroy(&db->gate_lock);
     free(db);
 }
 
@@ -158,9 +267,13 @@ struct db_conn *db_acquire(struct db *db)
 
 void db_release(struct db *db, struct db_conn *c)
 {
-    if (!sqlite3_get_autocommit(c->h)) {
+    if (!sqlite3_get_autocommit(c->h) || c->gated) {
         log_error("event=db_leaked_transaction action=rollback");
         db_rollback(c);
+    }
+    if (c->gate_stmt) { /* a write whose rows were not read to the end */
+        sqlite3_reset(c->gate_stmt->st);
+        stmt_gate_leave(c->gate_stmt);
     }
     pthread_mutex_lock(&db->lock);
     c->next_free = db->free_list;
@@ -178,9 +291,14 @@ enum err_code db_exec(struct db_conn *c, const char *sql, struct err *err)
 enum err_code db_begin(struct db_conn *c, struct err *err)
 {
     struct db_stmt *s;
-    if (db_prepare(c, &s, "BEGIN IMMEDIATE", err))
+    if (db_prepare(c, &s, "BEGIN IMMEDIATE", err) || gate_enter(c->db, err))
         return err->code;
-    return db_run(s, err);
+    c->gated = true;
+    if (db_run(s, err)) {
+        c->gated = false;
+        gate_leave(c->db);
+    }
+    return err->code;
 }
 
 enum err_code db_begin_read(struct db_conn *c, struct err *err)
@@ -200,6 +318,10 @@ enum err_code db_commit(struct db_conn *c, struct err *err)
         db_rollback(c);
         return err->code;
     }
+    if (c->gated) {
+        c->gated = false;
+        gate_leave(c->db);
+    }
     return ERR_OK;
 }
 
@@ -207,6 +329,10 @@ void db_rollback(struct db_conn *c)
 {
     if (!sqlite3_get_autocommit(c->h))
         sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+    if (c->gated) {
+        c->gated = false;
+        gate_leave(c->db);
+    }
 }
 
 enum err_code db_prepare(struct db_conn *c, struct db_stmt **out, const char *sql, struct err *err)
@@ -219,6 +345,7 @@ enum err_code db_prepare(struct db_conn *c, struct db_stmt **out, const char *sq
         struct db_stmt *s = &c->cache[i];
         if (s->sql == sql) {
             sqlite3_reset(s->st);
+            stmt_gate_leave(s);
             sqlite3_clear_bindings(s->st);
             *out = s;
             return ERR_OK;
@@ -282,16 +409,27 @@ void db_bind_blob(struct db_stmt *s, int i, const void *v, size_t n)
 
 enum err_code db_step(struct db_stmt *s, bool *row, struct err *err)
 {
+    struct db_conn *c = s->conn;
+    *row = false;
+    /* A write outside a transaction takes the gate for its own duration. */
+    if (!c->gated && !c->gate_stmt && !sqlite3_stmt_busy(s->st) &&
+        !sqlite3_stmt_readonly(s->st) && sqlite3_get_autocommit(c->h)) {
+        if (gate_enter(c->db, err))
+            return err->code;
+        c->gate_stmt = s;
+    }
     int rc = sqlite3_step(s->st);
     if (rc == SQLITE_ROW) {
         *row = true;
         return ERR_OK;
     }
-    *row = false;
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
+        stmt_gate_leave(s);
         return ERR_OK;
-    enum err_code e = fail(s->conn, rc, "step", err);
+    }
+    enum err_code e = fail(c, rc, "step", err);
     sqlite3_reset(s->st);
+    stmt_gate_leave(s);
     return e;
 }
 
@@ -309,6 +447,7 @@ enum err_code db_run(struct db_stmt *s, struct err *err)
 void db_done(struct db_stmt *s)
 {
     sqlite3_reset(s->st);
+    stmt_gate_leave(s);
 }
 
 const char *db_col_text(struct db_stmt *s, int i)

@@ -1,6 +1,8 @@
 /* Unit tests of src/db and src/auth against a temporary SQLite file: migrations, error mapping,
  * users and passwords, sessions, the audit chain catching an edited row, and a migration
- * numbered below the newest one still applied. */
+ * numbered below the newest one still applied, and the write gate (writers take turns in
+ * arrival order; one that waits past the busy timeout gives up). */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -125,6 +127,100 @@ static void test_migration_below_the_newest(struct db_conn *c)
     CHECK(e.code == ERR_OK);
 }
 
+/* ---- the write gate: writers of one process take turns in arrival order ---------------- */
+struct gate_writer {
+    struct db *db;
+    const char *who;
+    bool txn; /* db_begin ... db_commit, else one autocommit INSERT */
+    enum err_code rc;
+    pthread_t thread;
+};
+
+static void *gate_write(void *arg)
+{
+    struct gate_writer *g = arg;
+    static const char sql[] = "INSERT INTO gate_order (who) VALUES (?)";
+    struct err e = ERR_INIT;
+    struct db_conn *c = db_acquire(g->db);
+    struct db_stmt *s;
+    if (g->txn && db_begin(c, &e) == ERR_OK) {
+        if (db_prepare(c, &s, sql, &e) == ERR_OK) {
+            db_bind_text(s, 1, g->who);
+            db_run(s, &e);
+        }
+        if (e.code)
+            db_rollback(c);
+        else
+            db_commit(c, &e);
+    } else if (!g->txn && db_prepare(c, &s, sql, &e) == ERR_OK) {
+        db_bind_text(s, 1, g->who);
+        db_run(s, &e);
+    }
+    g->rc = e.code;
+    db_release(g->db, c);
+    return NULL;
+}
+
+static void wait_waiters(struct db *db, int n)
+{
+    for (int i = 0; i < 5000 && db_write_waiters(db) < n; i++) /* a poll with a deadline */
+        usleep(1000);
+}
+
+static void test_write_gate(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/sinergi-unit-gate-%d.db", (int)getpid());
+    unlink(path);
+    struct db *db;
+    struct err e = ERR_INIT;
+    struct db_options o = {.path = path, .pool_size = 4, .busy_timeout_ms = 300};
+    CHECK(db_open(&db, &o, &e) == ERR_OK);
+    if (e.code)
+        return;
+    struct db_conn *a = db_acquire(db);
+    CHECK(db_exec(a, "CREATE TABLE gate_order (id INTEGER PRIMARY KEY, who TEXT)", &e) == ERR_OK);
+    CHECK(db_write_waiters(db) == 0);
+    /* A holds a write transaction; B (one statement) and C (a transaction) queue behind it. */
+    CHECK(db_begin(a, &e) == ERR_OK);
+    struct gate_writer b = {db, "B", false, ERR_OK, 0}, c = {db, "C", true, ERR_OK, 0};
+    pthread_create(&b.thread, NULL, gate_write, &b);
+    wait_waiters(db, 1);
+    pthread_create(&c.thread, NULL, gate_write, &c);
+    wait_waiters(db, 2);
+    CHECK(db_write_waiters(db) == 2);
+    struct db_stmt *s;
+    CHECK(db_prepare(a, &s, "INSERT INTO gate_order (who) VALUES ('A')", &e) == ERR_OK);
+    CHECK(db_run(s, &e) == ERR_OK);
+    CHECK(db_commit(a, &e) == ERR_OK);
+    pthread_join(b.thread, NULL);
+    pthread_join(c.thread, NULL);
+    CHECK(b.rc == ERR_OK && c.rc == ERR_OK);
+    /* handed on in arrival order: A, then B, then C */
+    CHECK(db_prepare(a, &s, "SELECT group_concat(who, '') FROM (SELECT who FROM gate_order "
+                            "ORDER BY id)", &e) == ERR_OK);
+    bool row;
+    CHECK(db_step(s, &row, &e) == ERR_OK && row);
+    CHECK_STR(db_col_text(s, 0), "ABC");
+    db_done(s);
+    CHECK(db_write_waiters(db) == 0);
+    /* A writer that waits longer than the busy timeout gives up with ERR_UNAVAILABLE, leaves
+     * the queue, and the gate still works afterwards. */
+    CHECK(db_begin(a, &e) == ERR_OK);
+    struct gate_writer d = {db, "D", false, ERR_OK, 0};
+    pthread_create(&d.thread, NULL, gate_write, &d);
+    pthread_join(d.thread, NULL);
+    CHECK(d.rc == ERR_UNAVAILABLE);
+    CHECK(db_write_waiters(db) == 0);
+    db_rollback(a);
+    struct gate_writer f = {db, "F", true, ERR_OK, 0};
+    gate_write(&f);
+    CHECK(f.rc == ERR_OK);
+    db_release(db, a);
+    db_close(db);
+    unlink(path);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -142,5 +238,6 @@ int main(void)
     db_release(db, c);
     db_close(db);
     unlink(path);
+    test_write_gate();
     return unit_report("test_db_auth");
 }
