@@ -16,7 +16,8 @@
  * hands its retained drop counter to a new subscriber only within a minute of its last change,
  * so when sinergi reconnects later than that the drops made while it was away arrive only with
  * the next drop; until a value arrives after a connect, sinergi_mqtt_broker_dropped_known is 0
- * (the broker's log names every drop). QoS 0 is at most once from the
+ * (the broker's log names every drop). The counter is read on a clean session of its own, so no
+ * update of it is queued (and dropped, and counted) while sinergi is away. QoS 0 is at most once from the
  * device to the broker; the broker queues it for sinergi like QoS 1 (queue_qos0_messages), and
  * once received it is spooled the same way. */
 #ifndef SINERGI_MQTT_H

@@ -4,7 +4,8 @@
  * staged, and at the burst's end all are spooled with one write (mqtt_spool.c) before any of
  * their PUBACKs leave (threaded mode only queues them). The payload goes through the same
  * SenML checks as HTTP ingest, for the station named by the topic (the broker authenticated the
- * device and enforced the topic). Also counts what the broker reports as dropped. */
+ * device and enforced the topic). A second connection, on a clean session, reads what the broker
+ * reports as dropped. */
 #include <mosquitto.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -23,6 +24,7 @@ enum { BURST_MESSAGES = 512, BURST_BYTES = 1 << 20 };
 
 static struct {
     struct mqtt__conn conn;
+    struct mqtt__conn drops; /* the broker's drop counter, on a clean session */
     struct { /* messages read in this burst, staged and not yet submitted */
         struct ingest_batch *b;
         bool spooled;
@@ -117,10 +119,6 @@ static void on_burst_end(void);
 
 static void on_message(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg)
 {
-    if (strcmp(msg->topic, MQTT_DROPPED_TOPIC) == 0) {
-        on_dropped(msg);
-        return;
-    }
     size_t np = strlen(MQTT_INGEST_PREFIX);
     if (strncmp(msg->topic, MQTT_INGEST_PREFIX, np) != 0)
         return;
@@ -167,11 +165,13 @@ static void on_connect(struct mosquitto *m, void *ctx, int rc, int flags)
         return;
     }
     atomic_store(&mqtt__counters.connected, 1);
-    atomic_store(&mqtt__counters.broker_dropped_known, 0); /* until the broker says it again */
     atomic_store(&in.conn.up, true);
     /* Subscribed again each time: harmless when the session kept it, needed when it did not. */
     mosquitto_subscribe(m, NULL, MQTT_INGEST_PREFIX "+", 1);
-    mosquitto_subscribe(m, NULL, MQTT_DROPPED_TOPIC, 0);
+    /* Sessions kept by earlier versions also held the drop counter's topic: while sinergi was
+     * away its updates queued behind the readings, were dropped once the queue was full, and
+     * so counted themselves as drops, one more each second. The drops connection reads it. */
+    mosquitto_unsubscribe(m, NULL, MQTT_DROPPED_TOPIC);
     if (flags & 1)
         log_info("event=mqtt_ingest_connected session=resumed");
     else
@@ -199,25 +199,80 @@ static bool ingest_stopping(void)
     return mqtt__conn_stopping(&in.conn);
 }
 
+static bool drops_stopping(void)
+{
+    return mqtt__conn_stopping(&in.drops);
+}
+
 /* Before the first connect: the account keeper has set the service account's password. */
 static bool prepare_client(struct mqtt__conn *c)
 {
     char pw[MQTT_PASSWORD_MAX];
-    if (!mqtt__service_password(pw, ingest_stopping))
+    if (!mqtt__service_password(pw, c == &in.drops ? drops_stopping : ingest_stopping))
         return false;
     mosquitto_username_pw_set(c->mosq, MQTT_SERVICE_USER, pw);
     sodium_memzero(pw, sizeof pw);
     return true;
 }
 
+/* The drops connection: a clean session subscribed to the broker's drop counter only, so
+ * nothing is queued for it while sinergi is away (a persistent session would queue the counter's
+ * own updates behind the readings, and drop and count them). */
+static void drops_on_connect(struct mosquitto *m, void *ctx, int rc)
+{
+    if (rc != 0) {
+        log_error("event=mqtt_drops_refused reason=\"%s\"", mosquitto_connack_string(rc));
+        return;
+    }
+    atomic_store(&mqtt__counters.broker_dropped_known, 0); /* until the broker says it again */
+    atomic_store(&in.drops.up, true);
+    mosquitto_subscribe(m, NULL, MQTT_DROPPED_TOPIC, 0);
+}
+
+static void drops_on_message(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg)
+{
+    if (strcmp(msg->topic, MQTT_DROPPED_TOPIC) == 0)
+        on_dropped(msg);
+}
+
+static enum err_code drops_start(struct err *err)
+{
+    struct mosquitto *m = mosquitto_new(MQTT_DROPS_CLIENT_ID, true, NULL);
+    if (!m)
+        return err_set(err, ERR_INTERNAL, "cannot create the broker drops client");
+    mosquitto_connect_callback_set(m, drops_on_connect);
+    mosquitto_subscribe_callback_set(m, on_subscribe);
+    mosquitto_message_callback_set(m, drops_on_message);
+    in.drops = (struct mqtt__conn){.mosq = m, .what = "drops", .prepare = prepare_client};
+    if (mqtt__conn_start(&in.drops, err)) {
+        mosquitto_destroy(m);
+        return err->code;
+    }
+    return ERR_OK;
+}
+
+static void conn_close(struct mqtt__conn *c)
+{
+    if (!c->running)
+        return;
+    mqtt__conn_stop(c);
+    mosquitto_destroy(c->mosq);
+    c->mosq = NULL;
+}
+
 enum err_code mqtt__ingest_start(struct err *err)
 {
+    if (drops_start(err))
+        return err->code;
     struct mosquitto *m = mosquitto_new(MQTT_INGEST_CLIENT_ID, false, NULL);
-    if (!m)
+    if (!m) {
+        conn_close(&in.drops);
         return err_set(err, ERR_INTERNAL, "cannot create the broker ingest client");
-    /* The connection's loop runs libmosquitto in threaded mode, so a QoS 1 PUBACK leaves after
-     * on_message has spooled the message. (Without it libmosquitto 2.0 writes the PUBACK before
-     * calling on_message, and a crash in between would lose an acknowledged message.) */
+    }
+    /* The connection's loop runs libmosquitto in threaded mode, where reading a QoS 1 message
+     * only queues its PUBACK; the burst loop writes it after the spool write. (Otherwise
+     * libmosquitto 2.0 writes the PUBACK before calling on_message, and a crash in between
+     * would lose an acknowledged message.) */
     mosquitto_connect_with_flags_callback_set(m, on_connect);
     mosquitto_disconnect_callback_set(m, on_disconnect);
     mosquitto_subscribe_callback_set(m, on_subscribe);
@@ -227,6 +282,7 @@ enum err_code mqtt__ingest_start(struct err *err)
         .burst_end = on_burst_end, .burst_full = burst_full};
     if (mqtt__conn_start(&in.conn, err)) {
         mosquitto_destroy(m);
+        conn_close(&in.drops);
         return err->code;
     }
     return ERR_OK;
@@ -234,10 +290,9 @@ enum err_code mqtt__ingest_start(struct err *err)
 
 void mqtt__ingest_stop(void)
 {
-    if (!in.conn.running)
-        return;
-    mqtt__conn_stop(&in.conn);
-    atomic_store(&mqtt__counters.connected, 0);
-    mosquitto_destroy(in.conn.mosq);
-    in.conn.mosq = NULL;
+    bool was = in.conn.running;
+    conn_close(&in.conn);
+    conn_close(&in.drops);
+    if (was)
+        atomic_store(&mqtt__counters.connected, 0);
 }

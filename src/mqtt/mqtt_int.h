@@ -21,6 +21,7 @@ enum {
 #define MQTT_SERVICE_USER "sinergi.service"
 #define MQTT_SERVICE_ROLE "sinergi.service"
 #define MQTT_INGEST_CLIENT_ID "sinergi.ingest"
+#define MQTT_DROPS_CLIENT_ID "sinergi.drops" /* clean session: the drop counter only */
 #define MQTT_STATION_ROLE_PREFIX "station-"
 #define MQTT_INGEST_PREFIX "sinergi/ingest/"
 #define MQTT_DROPPED_TOPIC "$SYS/broker/publish/messages/dropped"
