@@ -65,8 +65,7 @@ enum err_code cap_http_alert(struct http_req *r, struct err *err)
     struct cap_site site = {http_app(r)->cfg->regency, base};
     if (cap_render_alert(http_db(r), &site, id, version, &doc, &len, err))
         return err->code;
-    http_reply_bytes(r, 200, "application/cap+xml; charset=utf-8", doc, len);
-    free(doc);
+    http_reply_take(r, 200, "application/cap+xml; charset=utf-8", doc, len);
     return ERR_OK;
 }
 
@@ -79,7 +78,6 @@ enum err_code cap_http_feed(struct http_req *r, struct err *err)
     struct cap_site site = {http_app(r)->cfg->regency, base};
     if (cap_render_feed(http_db(r), &site, clock_now_s(), &doc, &len, err))
         return err->code;
-    http_reply_bytes(r, 200, "application/atom+xml; charset=utf-8", doc, len);
-    free(doc);
+    http_reply_take(r, 200, "application/atom+xml; charset=utf-8", doc, len);
     return ERR_OK;
 }

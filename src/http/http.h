@@ -74,6 +74,9 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *j);
 /* `body` is copied. */
 void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
+/* `body` (malloc'ed; may be NULL only with len 0) is taken: the server frees it once sent. */
+void http_reply_take(struct http_req *r, unsigned status, const char *ctype, char *body,
+                     size_t len);
 void http_reply_empty(struct http_req *r, unsigned status);
 /* Replies of http_reply_json and http_reply_bytes to GET and HEAD of at least this many bytes in
  * a text format (JSON, GeoJSON, Atom, CAP, HTML, plain text) are sent gzip-compressed
@@ -86,8 +89,8 @@ bool http_accepts_gzip(struct http_req *r);
  * max-age=0) or Pragma: no-cache (RFC 9111 §5.2.1). */
 bool http_wants_fresh(struct http_req *r);
 /* A body the caller already gzip-compressed (a cached copy, core/gzip.h), for a request that
- * http_accepts_gzip: sent as it is with Content-Encoding: gzip. `gz` is copied. */
-void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, const char *gz,
+ * http_accepts_gzip: sent as it is with Content-Encoding: gzip. `gz` (malloc'ed) is taken. */
+void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, char *gz,
                         size_t len);
 /* The error body of every route, for handlers that answer after a suspend. */
 void http_reply_err(struct http_req *r, const struct err *e);

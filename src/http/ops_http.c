@@ -29,8 +29,7 @@ enum err_code ops_http_metrics(struct http_req *r, struct err *err)
     char *text = http_metrics_render(&len);
     if (!text)
         return err_set(err, ERR_INTERNAL, "out of memory rendering metrics");
-    http_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    free(text);
+    http_reply_take(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     return ERR_OK;
 }
 

@@ -264,10 +264,16 @@ void http_reply_bytes(struct http_req *r, unsigned status, const char *ctype, co
     set_body(r, status, ctype, copy, copy ? len : 0);
 }
 
-void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, const char *gz,
+void http_reply_take(struct http_req *r, unsigned status, const char *ctype, char *body,
+                     size_t len)
+{
+    set_body(r, status, ctype, body, body ? len : 0);
+}
+
+void http_reply_gzipped(struct http_req *r, unsigned status, const char *ctype, char *gz,
                         size_t len)
 {
-    http_reply_bytes(r, status, ctype, gz, len);
+    http_reply_take(r, status, ctype, gz, len);
     r->resp_gzip = r->resp_vary = r->resp_body != NULL;
 }
 

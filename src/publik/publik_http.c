@@ -20,7 +20,6 @@ enum err_code publik_http_page(struct http_req *r, struct err *err)
     http_add_header(r, "Content-Security-Policy",
                     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
                     "form-action 'none'; frame-ancestors 'none'");
-    http_reply_bytes(r, 200, "text/html; charset=utf-8", page, len);
-    free(page);
+    http_reply_take(r, 200, "text/html; charset=utf-8", page, len);
     return ERR_OK;
 }

@@ -26,14 +26,12 @@ static enum err_code reply_latest(struct http_req *r, bool internal, struct err 
     bool fresh = http_wants_fresh(r);
     char *s = http_accepts_gzip(r) ? sensors_latest_gzip(internal, fresh, &len) : NULL;
     if (s) {
-        http_reply_gzipped(r, 200, ctype, s, len);
-        free(s);
+        http_reply_gzipped(r, 200, ctype, s, len); /* the copy is taken, not copied again */
         return ERR_OK;
     }
     if (!(s = sensors_latest_json(internal, fresh, &len)))
         return err_set(err, ERR_INTERNAL, "out of memory rendering the latest values");
-    http_reply_bytes(r, 200, ctype, s, len);
-    free(s);
+    http_reply_take(r, 200, ctype, s, len);
     return ERR_OK;
 }
 
