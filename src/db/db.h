@@ -84,8 +84,9 @@ enum err_code db_migrate(struct db_conn *c, const struct db_migration *const *li
 
 /* Database errors seen since start, for /metrics. */
 uint64_t db_errors_total(void);
-/* Writers of this process waiting for the write gate now (db_begin and single-statement writes
- * take it in arrival order; see db_sqlite.c), for tests and diagnostics. */
-int db_write_waiters(struct db *db);
+/* Writers of this process waiting for the write gate (db_begin and single-statement writes take
+ * it in arrival order; see db_sqlite.c): waits up to `timeout_ms` until at least `at_least` wait,
+ * then returns how many do. For tests and diagnostics. */
+int db_write_waiters(struct db *db, int at_least, int timeout_ms);
 
 #endif

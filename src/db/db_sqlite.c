@@ -52,6 +52,7 @@ struct db {
     int n;
     int busy_timeout_ms;
     pthread_mutex_t gate_lock;
+    pthread_cond_t gate_queued; /* a writer joined the queue */
     bool gate_held;
     struct gate_waiter *gate_head, *gate_tail;
 };
@@ -103,6 +104,7 @@ static enum err_code gate_enter(struct db *db, struct err *err)
     else
         db->gate_head = &me;
     db->gate_tail = &me;
+    pthread_cond_broadcast(&db->gate_queued); /* db_write_waiters; no waiter: no system call */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += db->busy_timeout_ms / 1000;
@@ -135,12 +137,30 @@ static enum err_code gate_enter(struct db *db, struct err *err)
     return err_set(err, ERR_UNAVAILABLE, "the database is busy, try again shortly");
 }
 
-int db_write_waiters(struct db *db)
+static int waiters_locked(struct db *db)
 {
     int n = 0;
-    pthread_mutex_lock(&db->gate_lock);
     for (struct gate_waiter *w = db->gate_head; w; w = w->next)
         n++;
+    return n;
+}
+
+int db_write_waiters(struct db *db, int at_least, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&db->gate_lock);
+    int n;
+    while ((n = waiters_locked(db)) < at_least)
+        if (pthread_cond_timedwait(&db->gate_queued, &db->gate_lock, &until) != 0)
+            break;
+    n = waiters_locked(db);
     pthread_mutex_unlock(&db->gate_lock);
     return n;
 }
@@ -225,6 +245,7 @@ enum err_code db_open(struct db **out, const struct db_options *o, struct err *e
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->freed, NULL);
     pthread_mutex_init(&db->gate_lock, NULL);
+    pthread_cond_init(&db->gate_queued, NULL);
     db->busy_timeout_ms = o->busy_timeout_ms;
     for (int i = 0; i < n; i++) {
         if (open_one(&db->all[i], o, err)) {
@@ -251,6 +272,7 @@ void db_close(struct db *db)
     pthread_mutex_destroy(&db->lock);
     pthread_cond_destroy(&db->freed);
     pthread_mutex_destroy(&db->gate_lock);
+    pthread_cond_destroy(&db->gate_queued);
     free(db);
 }
 

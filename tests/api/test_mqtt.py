@@ -424,17 +424,25 @@ class MqttDropsTest(unittest.TestCase, MqttEnv):
     def test_messages_the_broker_drops_are_counted(self):
         code, token = self.new_station()
         dev = self.device(code, token)
+        mon = self.broker.admin()  # the broker's clock: $SYS/broker/uptime, once per interval
         try:
+            self.assertLess(mon.subscribe("$SYS/broker/uptime", 0), 128)
+
+            def ticks():
+                with mon.lock:
+                    return sum(1 for t, _ in mon.messages if t == "$SYS/broker/uptime")
             self.d.stop()
             n, t0 = 400, self.now - 3600
             infos = [dev.publish("sinergi/ingest/" + code, senml(code, t0 + i, 1.0 + i / 1000.0),
                                  1) for i in range(n)]
             for info in infos:
                 info.wait_for_publish(30)
-            # sinergi stays away for three of the broker's $SYS intervals (1 s): a session that
-            # held the drop counter's topic would have queued, dropped and counted its updates
-            # (stored + dropped > n). A duration this test needs, not a wait for a condition.
-            time.sleep(3)
+            # sinergi stays away for three of the broker's $SYS intervals: a session that held
+            # the drop counter's topic would have queued, dropped and counted its updates
+            # (stored + dropped > n).
+            seen = ticks()
+            wait_until(lambda: ticks() >= seen + 3, 15,
+                       what="three $SYS intervals of the broker with sinergi away")
             self.d.start()
 
             def settled():
@@ -448,6 +456,7 @@ class MqttDropsTest(unittest.TestCase, MqttEnv):
             self.assertIn("event=mqtt_broker_dropped", self.d.log_text())
         finally:
             dev.close()
+            mon.close()
 
 
 class SimulateTest(unittest.TestCase, MqttEnv):

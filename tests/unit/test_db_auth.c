@@ -161,12 +161,6 @@ static void *gate_write(void *arg)
     return NULL;
 }
 
-static void wait_waiters(struct db *db, int n)
-{
-    for (int i = 0; i < 5000 && db_write_waiters(db) < n; i++) /* a poll with a deadline */
-        usleep(1000);
-}
-
 static void test_write_gate(void)
 {
     char path[128];
@@ -180,15 +174,14 @@ static void test_write_gate(void)
         return;
     struct db_conn *a = db_acquire(db);
     CHECK(db_exec(a, "CREATE TABLE gate_order (id INTEGER PRIMARY KEY, who TEXT)", &e) == ERR_OK);
-    CHECK(db_write_waiters(db) == 0);
+    CHECK(db_write_waiters(db, 0, 0) == 0);
     /* A holds a write transaction; B (one statement) and C (a transaction) queue behind it. */
     CHECK(db_begin(a, &e) == ERR_OK);
     struct gate_writer b = {db, "B", false, ERR_OK, 0}, c = {db, "C", true, ERR_OK, 0};
     pthread_create(&b.thread, NULL, gate_write, &b);
-    wait_waiters(db, 1);
+    CHECK(db_write_waiters(db, 1, 5000) == 1); /* B queued before C starts */
     pthread_create(&c.thread, NULL, gate_write, &c);
-    wait_waiters(db, 2);
-    CHECK(db_write_waiters(db) == 2);
+    CHECK(db_write_waiters(db, 2, 5000) == 2);
     struct db_stmt *s;
     CHECK(db_prepare(a, &s, "INSERT INTO gate_order (who) VALUES ('A')", &e) == ERR_OK);
     CHECK(db_run(s, &e) == ERR_OK);
@@ -203,7 +196,7 @@ static void test_write_gate(void)
     CHECK(db_step(s, &row, &e) == ERR_OK && row);
     CHECK_STR(db_col_text(s, 0), "ABC");
     db_done(s);
-    CHECK(db_write_waiters(db) == 0);
+    CHECK(db_write_waiters(db, 0, 0) == 0);
     /* A writer that waits longer than the busy timeout gives up with ERR_UNAVAILABLE, leaves
      * the queue, and the gate still works afterwards. */
     CHECK(db_begin(a, &e) == ERR_OK);
@@ -211,7 +204,7 @@ static void test_write_gate(void)
     pthread_create(&d.thread, NULL, gate_write, &d);
     pthread_join(d.thread, NULL);
     CHECK(d.rc == ERR_UNAVAILABLE);
-    CHECK(db_write_waiters(db) == 0);
+    CHECK(db_write_waiters(db, 0, 0) == 0);
     db_rollback(a);
     struct gate_writer f = {db, "F", true, ERR_OK, 0};
     gate_write(&f);
