@@ -32,6 +32,16 @@ uint64_t clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec clock_deadline(clockid_t clock, uint64_t ns)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    uint64_t n = (uint64_t)t.tv_nsec + ns;
+    t.tv_sec += (time_t)(n / 1000000000u);
+    t.tv_nsec = (long)(n % 1000000000u);
+    return t;
+}
+
 static void fmt(char out[CLOCK_FMT_LEN], int64_t t, int offset_s, const char *suffix)
 {
     time_t tt = (time_t)(t + offset_s);

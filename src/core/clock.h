@@ -4,10 +4,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 int64_t clock_now_s(void);   /* seconds since the epoch, UTC */
 int64_t clock_now_ms(void);  /* milliseconds since the epoch, UTC */
 uint64_t clock_mono_ns(void); /* monotonic nanoseconds, for durations */
+/* The time `ns` from now on `clock`: the deadline of a pthread_cond_timedwait (CLOCK_REALTIME
+ * unless the condition variable was made for another clock). */
+struct timespec clock_deadline(clockid_t clock, uint64_t ns);
 
 enum { CLOCK_FMT_LEN = 32 };
 /* "2026-11-22T01:05:00Z" */

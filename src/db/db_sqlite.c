@@ -105,14 +105,7 @@ static enum err_code gate_enter(struct db *db, struct err *err)
         db->gate_head = &me;
     db->gate_tail = &me;
     pthread_cond_broadcast(&db->gate_queued); /* db_write_waiters; no waiter: no system call */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += db->busy_timeout_ms / 1000;
-    until.tv_nsec += (long)(db->busy_timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline(CLOCK_REALTIME, (uint64_t)db->busy_timeout_ms * 1000000u);
     while (!me.granted)
         if (pthread_cond_timedwait(&me.turn, &db->gate_lock, &until) != 0 && !me.granted)
             break;
@@ -147,14 +140,7 @@ static int waiters_locked(struct db *db)
 
 int db_write_waiters(struct db *db, int at_least, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline(CLOCK_REALTIME, (uint64_t)timeout_ms * 1000000u);
     pthread_mutex_lock(&db->gate_lock);
     int n;
     while ((n = waiters_locked(db)) < at_least)

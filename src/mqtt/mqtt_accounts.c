@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "mqtt/mqtt_int.h"
 #include "sensors/sensors.h"
@@ -52,15 +53,7 @@ static struct {
 
 static struct timespec deadline_in(int ms)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
+    return clock_deadline(CLOCK_MONOTONIC, (uint64_t)ms * 1000000u); /* a.cond's clock */
 }
 
 /* ---- the admin connection (its own network thread) ---------------------------------------- */

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "mqtt/mqtt_int.h"
 #include "core/banned.h"
@@ -31,14 +32,7 @@ bool mqtt__conn_stopping(struct mqtt__conn *c)
 
 static void pause_ms(struct mqtt__conn *c, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_deadline(CLOCK_REALTIME, (uint64_t)ms * 1000000u);
     pthread_mutex_lock(&c->lock);
     if (!c->stopping)
         pthread_cond_timedwait(&c->cond, &c->lock, &until);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mqtt/mqtt_int.h"
 #include "core/banned.h"
 
@@ -49,15 +50,7 @@ static void on_publish(struct mosquitto *m, void *ctx, int mid)
 
 static struct timespec deadline_in(int ms)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
+    return clock_deadline(CLOCK_REALTIME, (uint64_t)ms * 1000000u);
 }
 
 static void device_free(struct mqtt_device *d)

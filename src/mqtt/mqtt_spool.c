@@ -477,9 +477,7 @@ void mqtt__spool_close(void)
     if (!sp.open)
         return;
     pthread_mutex_lock(&sp.lock);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 30;
+    struct timespec until = clock_deadline(CLOCK_REALTIME, 30000000000ull);
     while (sp.inflight > 0)
         if (pthread_cond_timedwait(&sp.idle, &sp.lock, &until) != 0)
             break;

@@ -617,9 +617,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&w.lock);
     for (;;) {
         while (!w.head && !w.stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            struct timespec until = clock_deadline(CLOCK_REALTIME, 1000000000u);
             /* a timeout ends the wait too: the observer's tick (escalation, silent stations)
              * runs about once a second even when nothing arrives */
             if (pthread_cond_timedwait(&w.wake, &w.lock, &until) != 0)
@@ -631,11 +629,7 @@ static void *writer_main(void *arg)
             uint64_t now_ns = clock_mono_ns();
             if (now_ns >= due)
                 break;
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            uint64_t ns = (uint64_t)until.tv_nsec + (due - now_ns);
-            until.tv_sec += (time_t)(ns / 1000000000u);
-            until.tv_nsec = (long)(ns % 1000000000u);
+            struct timespec until = clock_deadline(CLOCK_REALTIME, due - now_ns);
             pthread_cond_timedwait(&w.wake, &w.lock, &until);
         }
         struct ingest_batch *list = w.head ? take_queue() : NULL;

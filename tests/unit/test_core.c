@@ -52,6 +52,14 @@ static void test_clock(void)
     CHECK(!clock_parse("2020-07-13 13:00", &t));
     CHECK(!clock_parse("2020-07-13T13:00:00", &t)); /* no offset: ambiguous, refused */
     CHECK(!clock_parse("", &t));
+    /* deadlines carry nanoseconds into seconds */
+    for (uint64_t ns = 0; ns < 3000000000ull; ns += 999999999ull) {
+        struct timespec now, d = clock_deadline(CLOCK_MONOTONIC, ns);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ahead = (int64_t)(d.tv_sec - now.tv_sec) * 1000000000 + (d.tv_nsec - now.tv_nsec);
+        CHECK(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        CHECK(ahead <= (int64_t)ns && ahead > (int64_t)ns - 1000000000); /* less than 1 s passed */
+    }
 }
 
 static void test_config(void)
